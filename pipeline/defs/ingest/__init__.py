@@ -1,0 +1,1 @@
+"""Ingestion from the Compliance API into the raw layer of the warehouse."""

@@ -1,0 +1,76 @@
+"""Ingest each 5-minute window shortly after it closes, and re-pull trailing windows for late-indexed events.
+
+Timing (README: "Freshness and late data"): the API makes an activity queryable within about a minute, so the window
+[t-5m, t) is requested COMPLIANCE_INGEST_LAG_MINUTES (default 2) after t. Events indexed later than that are caught
+by a ranged re-pull of the last COMPLIANCE_REPULL_MINUTES (default 60) every 15 minutes; the load replaces the range
+and deduplicates by id, so a re-pull only adds what was missing.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import dagster as dg
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+
+from pipeline.config import Settings
+from pipeline.defs.ingest.assets import raw_activities
+from pipeline.defs.ingest.partitions import PARTITION_FORMAT, activity_partitions
+
+WINDOW = timedelta(minutes=5)
+_settings = Settings.from_env()
+LAG_MINUTES = min(max(_settings.ingest_lag_minutes, 1), 4)
+
+ingest_activities_job = dg.define_asset_job(
+    "ingest_activities", selection=[raw_activities], partitions_def=activity_partitions,
+    description="Ingest activity windows into raw.activities.",
+)
+
+
+def last_closed_window_end(now: datetime, lag: timedelta) -> datetime:
+    """End of the newest 5-minute window that closed at least `lag` before `now`."""
+    t = (now - lag).astimezone(timezone.utc)
+    return t.replace(minute=t.minute - t.minute % 5, second=0, microsecond=0)
+
+
+def repull_range(now: datetime, lag: timedelta, span: timedelta) -> tuple[str, str]:
+    """First and last partition keys of the trailing span that ends with the last closed window."""
+    end = last_closed_window_end(now, lag)
+    span = max(span, WINDOW)
+    return (end - span).strftime(PARTITION_FORMAT), (end - WINDOW).strftime(PARTITION_FORMAT)
+
+
+@dg.schedule(
+    job=ingest_activities_job,
+    cron_schedule=f"{LAG_MINUTES}-59/5 * * * *",
+    execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Every 5 minutes: the window that closed LAG minutes ago.",
+)
+def activities_every_5_minutes(context: dg.ScheduleEvaluationContext):
+    end = last_closed_window_end(context.scheduled_execution_time, timedelta(minutes=LAG_MINUTES))
+    key = (end - WINDOW).strftime(PARTITION_FORMAT)
+    if end - WINDOW < activity_partitions.start:
+        return dg.SkipReason(f"window {key} is before the first partition")
+    return dg.RunRequest(partition_key=key, run_key=key)
+
+
+@dg.schedule(
+    job=ingest_activities_job,
+    cron_schedule=f"{LAG_MINUTES + 1}-59/15 * * * *",
+    execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Every 15 minutes: one ranged run over the trailing windows, for events indexed late.",
+)
+def activities_late_repull(context: dg.ScheduleEvaluationContext):
+    first, last = repull_range(context.scheduled_execution_time, timedelta(minutes=LAG_MINUTES),
+                               timedelta(minutes=_settings.repull_minutes))
+    first_dt = datetime.strptime(first, PARTITION_FORMAT).replace(tzinfo=timezone.utc)
+    if first_dt < activity_partitions.start:
+        first = activity_partitions.start.strftime(PARTITION_FORMAT)
+        if first > last:
+            return dg.SkipReason("no complete window after the first partition yet")
+    return dg.RunRequest(
+        run_key=f"repull-{first}-{last}",
+        tags={ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last, "pipeline/repull": "true"},
+    )

@@ -1,0 +1,55 @@
+"""Opening the warehouse file.
+
+DuckDB allows one process to open a file read-write. Inside Dagster every step that opens the warehouse runs in the
+pool `duckdb` (limit 1), so a lock conflict only comes from outside (a BI tool on the working file, a CLI session):
+wait for it a bounded time, then fail with a message that says what holds the lock.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+
+
+class WarehouseLockedError(RuntimeError):
+    pass
+
+
+def connect(path: str | Path, *, read_only: bool = False, memory_limit: str | None = None,
+            lock_timeout: float = 60.0) -> duckdb.DuckDBPyConnection:
+    path = Path(path)
+    if not read_only:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    config = {"memory_limit": memory_limit} if memory_limit else {}
+    deadline = time.monotonic() + lock_timeout
+    delay = 0.1
+    while True:
+        try:
+            conn = duckdb.connect(str(path), read_only=read_only, config=config)
+            break
+        except duckdb.IOException as exc:
+            if "lock" not in str(exc).lower() or time.monotonic() >= deadline:
+                if "lock" in str(exc).lower():
+                    raise WarehouseLockedError(
+                        f"The warehouse {path} is locked by another process ({exc}). Point BI tools at the serving "
+                        "file (COMPLIANCE_SERVING_PATH), never at the working warehouse."
+                    ) from exc
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 2.0)
+    conn.execute("SET TimeZone = 'UTC'")
+    return conn
+
+
+@contextmanager
+def open_warehouse(path: str | Path, **kwargs) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Connection closed in `finally`, so a failing step never keeps the file lock."""
+    conn = connect(path, **kwargs)
+    try:
+        yield conn
+    finally:
+        conn.close()

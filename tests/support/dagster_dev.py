@@ -1,0 +1,114 @@
+"""A real Dagster deployment for tests: `dagster dev` (webserver + daemon) in a subprocess, driven over GraphQL the
+way the UI drives it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from pipeline.config import PROJECT_ROOT
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class DagsterDev:
+    def __init__(self, home: Path, env: dict[str, str], *, instance_yaml: str | None = None):
+        self.home = home
+        self.env = env
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        home.mkdir(parents=True, exist_ok=True)
+        if instance_yaml is None:
+            shutil.copy(PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")
+        else:
+            (home / "dagster.yaml").write_text(instance_yaml)
+        self.log_path = home / "dagster-dev.log"
+        self.proc: subprocess.Popen | None = None
+
+    def __enter__(self) -> "DagsterDev":
+        env = {**os.environ, **self.env, "DAGSTER_HOME": str(self.home)}
+        self._log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "dagster", "dev", "-w", str(PROJECT_ROOT / "workspace.yaml"),
+             "--host", "127.0.0.1", "--port", str(self.port)],
+            cwd=PROJECT_ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"dagster dev exited: {self.log_path.read_text()[-3000:]}")
+            try:
+                if self.graphql("{ version }").get("version"):
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(1)
+        raise TimeoutError(f"dagster dev did not start: {self.log_path.read_text()[-3000:]}")
+
+    def __exit__(self, *exc) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, 2)  # SIGINT to the group: webserver, daemon and code server stop cleanly
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, 9)
+                self.proc.wait()
+        self._log.close()
+
+    def graphql(self, query: str, variables: dict | None = None) -> dict:
+        response = httpx.post(f"{self.url}/graphql", json={"query": query, "variables": variables or {}},
+                              timeout=60)
+        response.raise_for_status()
+        body = response.json()
+        if body.get("errors"):
+            raise RuntimeError(body["errors"])
+        return body["data"]
+
+    def launch_backfill(self, asset_path: list[str], start: str, end: str) -> str:
+        data = self.graphql("""
+            mutation($params: LaunchBackfillParams!) {
+              launchPartitionBackfill(backfillParams: $params) {
+                __typename
+                ... on LaunchBackfillSuccess { backfillId }
+                ... on PythonError { message }
+                ... on InvalidSubsetError { message }
+              }
+            }""", {"params": {"partitionsByAssets": [
+                {"assetKey": {"path": asset_path}, "partitions": {"range": {"start": start, "end": end}}}]}})
+        result = data["launchPartitionBackfill"]
+        if result["__typename"] != "LaunchBackfillSuccess":
+            raise RuntimeError(result)
+        return result["backfillId"]
+
+    def backfill_status(self, backfill_id: str) -> str:
+        data = self.graphql("""
+            query($id: String!) { partitionBackfillOrError(backfillId: $id) {
+              __typename ... on PartitionBackfill { status } } }""", {"id": backfill_id})
+        return data["partitionBackfillOrError"]["status"]
+
+    def runs(self, tag_key: str, tag_value: str) -> list[dict]:
+        data = self.graphql("""
+            query($key: String!, $value: String!) {
+              runsOrError(filter: {tags: [{key: $key, value: $value}]}) {
+                ... on Runs { results { runId status tags { key value } } } } }""",
+                            {"key": tag_key, "value": tag_value})
+        return data["runsOrError"]["results"]
+
+    def wait_for_backfill(self, backfill_id: str, timeout: float) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            status = self.backfill_status(backfill_id)
+            if status not in ("REQUESTED", "CANCELING", "FAILING"):
+                return status
+            time.sleep(2)
+        raise TimeoutError(f"backfill {backfill_id} still running after {timeout}s; log {self.log_path}")

@@ -1,0 +1,135 @@
+"""The transactional window load of raw.activities, on real DuckDB files (no HTTP)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+
+import duckdb
+import pytest
+
+from pipeline.warehouse.activities import PageSpool, TraversalStats, load_activity_range
+from pipeline.warehouse.connection import open_warehouse
+
+START = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
+END = START + timedelta(minutes=15)
+NOW = datetime(2026, 3, 2, tzinfo=timezone.utc)
+
+
+def activity(i: int, offset_s: float) -> dict:
+    ts = (START + timedelta(seconds=offset_s)).isoformat().replace("+00:00", "Z")
+    return {"id": f"activity_{i:05d}", "type": "claude_chat_created", "created_at": ts,
+            "organization_id": "org_1", "organization_uuid": "u-1", "claude_chat_id": f"claude_chat_{i}",
+            "actor": {"type": "user_actor", "user_id": f"user_{i % 7}", "email_address": f"u{i % 7}@example.com",
+                      "ip_address": "81.2.69.160", "user_agent": "Mozilla/5.0"}}
+
+
+def pages_of(records: list, size: int) -> list[list]:
+    return [records[i:i + size] for i in range(0, len(records), size)]
+
+
+def load(conn, tmp_path, bodies, start=START, end=END, run_id="run-1", **kw):
+    with PageSpool(tmp_path / "spool") as spool:
+        for body in bodies:
+            spool.add(body)
+        return load_activity_range(conn, spool.files, start, end, run_id=run_id, fetched_at=NOW,
+                                   traversal=TraversalStats(pages=len(bodies)), **kw)
+
+
+def snapshot(conn) -> dict:
+    tables = [r[0] for r in conn.execute(
+        "SELECT schema_name || '.' || table_name FROM duckdb_tables() WHERE NOT temporary ORDER BY 1").fetchall()]
+    return {t: sorted(map(repr, conn.execute(f"SELECT * FROM {t}").fetchall())) for t in tables}
+
+
+@pytest.fixture
+def conn(tmp_path):
+    with open_warehouse(tmp_path / "w.duckdb") as c:
+        yield c
+
+
+def test_load_stores_each_id_once_and_rerun_changes_nothing(conn, tmp_path):
+    records = [activity(i, i * 0.5) for i in range(1000)]
+    bodies = pages_of(records, 300)
+    # at-least-once delivery: the last record of each page repeated at the start of the next one
+    repeated = [[records[299]] + records[300:600]]
+    first = load(conn, tmp_path, bodies + repeated)
+    assert (first.inserted, first.stored, first.removed) == (1000, 1000, 0)
+    assert first.duplicates == 301
+    before = snapshot(conn)
+    again = load(conn, tmp_path, bodies, run_id="run-2")
+    assert (again.inserted, again.removed) == (0, 0)
+    assert snapshot(conn) == before  # not even fetched_at / run_id / attestations change
+
+
+def test_repull_adds_only_late_records_and_keeps_first_fetch_metadata(conn, tmp_path):
+    records = [activity(i, i) for i in range(600)]
+    load(conn, tmp_path, pages_of(records[:550], 5000))
+    late = load(conn, tmp_path, pages_of(records, 5000), run_id="run-repull")
+    assert (late.inserted, late.stored) == (50, 600)
+    runs = dict(conn.execute("SELECT run_id, count(*) FROM raw.activities GROUP BY 1").fetchall())
+    assert runs == {"run-1": 550, "run-repull": 50}
+
+
+def test_quarantine_reasons_and_payloads(conn, tmp_path):
+    good = [activity(i, i) for i in range(10)]
+    bad = ["a string", [1, 2], {"created_at": "2026-03-01T12:00:00Z", "type": "x"},
+           {"id": "activity_bad_ts", "created_at": "yesterday"},
+           {"id": "activity_outside", "created_at": "2026-01-01T00:00:00Z"}]
+    result = load(conn, tmp_path, pages_of(good + bad, 5000))
+    assert result.stored == 10
+    assert result.quarantine_reasons == {"not_an_object": 2, "missing_id": 1, "bad_created_at": 1,
+                                         "outside_window": 1}
+    rows = conn.execute("SELECT reason, record_id, payload FROM raw.activities_quarantine ORDER BY 1, 2").fetchall()
+    assert ("outside_window", "activity_outside") in [(r[0], r[1]) for r in rows]
+    assert any(json.loads(r[2]) == "a string" for r in rows)
+    before = snapshot(conn)
+    load(conn, tmp_path, pages_of(good + bad, 5000), run_id="run-2")
+    assert snapshot(conn) == before
+
+
+def test_range_replace_removes_ids_the_api_no_longer_returns_only_inside_the_range(conn, tmp_path):
+    load(conn, tmp_path, pages_of([activity(i, i * 10) for i in range(90)], 5000))  # whole 15 minutes
+    sub_start, sub_end = START + timedelta(minutes=5), START + timedelta(minutes=10)
+    kept = [activity(i, i * 10) for i in range(30, 60) if i % 2 == 0]
+    result = load(conn, tmp_path, pages_of(kept, 5000), start=sub_start, end=sub_end)
+    assert (result.removed, result.inserted) == (15, 0)
+    assert conn.execute("SELECT count(*) FROM raw.activities").fetchone()[0] == 75
+
+
+def test_attestation_per_window(conn, tmp_path):
+    records = [activity(i, i * 3) for i in range(300)]  # 15 minutes, 100 per 5-minute window
+    with PageSpool(tmp_path / "spool") as spool:
+        for body in pages_of(records, 120):
+            spool.add(body)
+        load_activity_range(conn, spool.files, START, END, run_id="r", fetched_at=NOW,
+                            traversal=TraversalStats(pages=3, records=300, first_cursor="c1", last_cursor="c3",
+                                                     final_request_id="req_x"))
+    rows = conn.execute("""SELECT window_start, record_count, traversal_pages, last_cursor, final_request_id
+                           FROM raw.activity_attestations ORDER BY 1""").fetchall()
+    assert [r[1] for r in rows] == [100, 100, 100]
+    assert rows[0][0] == START and {r[2:] for r in rows} == {(3, "c3", "req_x")}
+
+
+def test_failure_inside_the_transaction_leaves_the_previous_state(conn, tmp_path):
+    load(conn, tmp_path, pages_of([activity(i, i) for i in range(100)], 5000))
+    before = snapshot(conn)
+
+    class Boom(Exception):
+        pass
+
+    class FailingEnricher:
+        def enrich_new_values(self, conn, now):
+            raise Boom("enrichment failed after the insert")
+
+    with pytest.raises(Boom):
+        load(conn, tmp_path, pages_of([activity(i, i) for i in range(200)], 5000), enricher=FailingEnricher())
+    assert snapshot(conn) == before
+
+
+def test_empty_range_is_attested_with_zero(conn, tmp_path):
+    result = load(conn, tmp_path, [[]])
+    assert result.stored == 0
+    assert conn.execute("SELECT sum(record_count), count(*) FROM raw.activity_attestations").fetchone() == (0, 3)
+    with pytest.raises(duckdb.Error):
+        conn.execute("SELECT * FROM staged_records")  # temp tables are gone after the load
