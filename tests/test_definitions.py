@@ -48,13 +48,16 @@ def test_repull_covers_the_trailing_hour_as_one_range():
 
 
 def test_schedules_evaluate_to_the_right_run_requests():
-    defs = load_defs()
-    every5 = defs.get_schedule_def("activities_every_5_minutes")
-    with dg.build_schedule_context(scheduled_execution_time=datetime(2026, 11, 1, 10, 2, tzinfo=timezone.utc)) as ctx:
-        request = every5.evaluate_tick(ctx).run_requests[0]
+    repo = load_defs().get_repository_def()
+
+    def tick(name: str, when: datetime):
+        with dg.build_schedule_context(scheduled_execution_time=when, repository_def=repo) as ctx:
+            return repo.get_schedule_def(name).evaluate_tick(ctx).run_requests[0]
+
+    request = tick("activities_every_5_minutes", datetime(2026, 11, 1, 10, 2, tzinfo=timezone.utc))
     assert request.partition_key == "2026-11-01-09:55"
-    repull = defs.get_schedule_def("activities_late_repull")
-    with dg.build_schedule_context(scheduled_execution_time=datetime(2026, 11, 1, 10, 3, tzinfo=timezone.utc)) as ctx:
-        request = repull.evaluate_tick(ctx).run_requests[0]
+    assert tick("chats_every_5_minutes", datetime(2026, 11, 1, 10, 2, tzinfo=timezone.utc)).partition_key == \
+        "2026-11-01-09:55"
+    request = tick("activities_late_repull", datetime(2026, 11, 1, 10, 3, tzinfo=timezone.utc))
     assert request.tags["dagster/asset_partition_range_start"] == "2026-11-01-09:00"
     assert request.tags["dagster/asset_partition_range_end"] == "2026-11-01-09:55"

@@ -1,9 +1,7 @@
 """Resources shared by every domain: the Compliance API client and the warehouse location.
-
 The API key is an `EnvVar`: Dagster resolves it at run time and never shows its value in run config or the UI.
 """
 
-from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager

@@ -1,7 +1,5 @@
 """`raw/activities`: every activity of the organisation, once, in 5-minute windows."""
 
-from __future__ import annotations
-
 import time
 from datetime import datetime, timezone
 from pathlib import Path

@@ -1,12 +1,10 @@
 """Ingest each 5-minute window shortly after it closes, and re-pull trailing windows for late-indexed events.
-
 Timing (README: "Freshness and late data"): the API makes an activity queryable within about a minute, so the window
 [t-5m, t) is requested COMPLIANCE_INGEST_LAG_MINUTES (default 2) after t. Events indexed later than that are caught
 by a ranged re-pull of the last COMPLIANCE_REPULL_MINUTES (default 60) every 15 minutes; the load replaces the range
 and deduplicates by id, so a re-pull only adds what was missing.
 """
 
-from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
@@ -15,6 +13,7 @@ from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PART
 
 from pipeline.config import Settings
 from pipeline.defs.ingest.assets import raw_activities
+from pipeline.defs.ingest.chats import raw_chats, raw_chats_reconciliation, raw_organization_users
 from pipeline.defs.ingest.partitions import PARTITION_FORMAT, activity_partitions
 
 WINDOW = timedelta(minutes=5)
@@ -22,8 +21,16 @@ _settings = Settings.from_env()
 LAG_MINUTES = min(max(_settings.ingest_lag_minutes, 1), 4)
 
 ingest_activities_job = dg.define_asset_job(
-    "ingest_activities", selection=[raw_activities], partitions_def=activity_partitions,
+    "ingest_activities", selection=[raw_activities],
     description="Ingest activity windows into raw.activities.",
+)
+ingest_chats_job = dg.define_asset_job(
+    "ingest_chats", selection=[raw_chats],
+    description="Ingest chats updated in a window, with their messages.",
+)
+directory_job = dg.define_asset_job(
+    "refresh_directory", selection=[raw_organization_users, raw_chats_reconciliation],
+    description="Refresh organizations and users; find hard-deleted chats.",
 )
 
 
@@ -74,3 +81,25 @@ def activities_late_repull(context: dg.ScheduleEvaluationContext):
         run_key=f"repull-{first}-{last}",
         tags={ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last, "pipeline/repull": "true"},
     )
+
+
+@dg.schedule(
+    job=ingest_chats_job,
+    cron_schedule=f"{LAG_MINUTES}-59/5 * * * *",
+    execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Every 5 minutes: chats updated in the window that closed LAG minutes ago.",
+)
+def chats_every_5_minutes(context: dg.ScheduleEvaluationContext):
+    end = last_closed_window_end(context.scheduled_execution_time, timedelta(minutes=LAG_MINUTES))
+    key = (end - WINDOW).strftime(PARTITION_FORMAT)
+    if end - WINDOW < activity_partitions.start:
+        return dg.SkipReason(f"window {key} is before the first partition")
+    return dg.RunRequest(partition_key=key, run_key=f"chats-{key}")
+
+
+directory_daily = dg.ScheduleDefinition(
+    name="directory_and_chat_deletions_daily", job=directory_job, cron_schedule="17 3 * * *",
+    execution_timezone="UTC", default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Daily: organizations and users directory, and hard-deleted chats.",
+)
