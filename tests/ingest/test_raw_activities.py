@@ -13,17 +13,16 @@ from pathlib import Path
 
 import dagster as dg
 import duckdb
-import httpx
 import pytest
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from pipeline.defs.ingest.assets import raw_activities
 from pipeline.defs.resources import ComplianceAPIResource, GeoIPResource, WarehouseResource
 from simulator.process import SimulatorProcess
+from tests.support.sim import FULL_KEY, ground_truth, set_clock, stats
 from tests.unit.test_warehouse_load import snapshot
 
 DAY = "2026-11-01"
-FULL_KEY = "sk-ant-api01-sim-full"
 FAULTS = "429=5%,5xx=5%,truncated=1%,slow=1%,repeated=2%"
 
 
@@ -40,17 +39,9 @@ def materialize_range(res: dict, first: str, last: str) -> dg.ExecuteInProcessRe
                           tags={ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last})
 
 
-def ground_truth(base_url: str, gte: str, lt: str) -> dict:
-    return httpx.get(f"{base_url}/_sim/ground-truth", params={"gte": gte, "lt": lt}, timeout=120).json()
-
-
 def stored_ids(warehouse: Path) -> list[str]:
     with duckdb.connect(str(warehouse), read_only=True) as conn:
         return [r[0] for r in conn.execute("SELECT id FROM raw.activities").fetchall()]
-
-
-def set_clock(base_url: str, now: str) -> None:
-    httpx.post(f"{base_url}/_sim/clock", json={"now": now}, timeout=10).raise_for_status()
 
 
 @pytest.fixture(scope="module")
@@ -84,9 +75,7 @@ def test_backfill_then_repull_gives_exactly_the_ground_truth(faulty_day):
     assert len(ids) == len(set(ids)), "duplicated activity ids"
     assert set(ids) == truth, f"missing {len(truth - set(ids))}, unexpected {len(set(ids) - truth)}"
 
-    stats = httpx.get(f"{sim.base_url}/_sim/stats", timeout=10).json()
-    assert stats, "simulator stats available"  # faults actually happened:
-    assert sum(stats.get("faults", {}).values()) > 0
+    assert sum(stats(sim.base_url)["faults_injected"].values()) > 0  # the faults really happened
 
 
 def test_rerunning_any_range_leaves_every_table_unchanged(faulty_day):
@@ -132,13 +121,13 @@ def test_401_and_403_fail_at_once_with_what_to_fix(tmp_path, key, expected_text)
     with SimulatorProcess(args) as sim:
         res = resources(sim.base_url, tmp_path / "w.duckdb", key=key)
         result = materialize_range(res, f"{DAY}-00:00", f"{DAY}-00:55")
-        stats = httpx.get(f"{sim.base_url}/_sim/stats", timeout=10).json()
+        counters = stats(sim.base_url)
     assert not result.success
     failure = result.failure_data_for_node("raw__activities")
     message = failure.user_failure_data.description if failure.user_failure_data else str(failure.error)
     assert expected_text in message
     assert key not in message
-    assert stats["requests_total"] == 1, f"no retry storm: {stats}"
+    assert counters["requests_total"] == 1, f"no retry storm: {counters}"
 
 
 CHILD = textwrap.dedent("""

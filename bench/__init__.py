@@ -1,0 +1,1 @@
+"""Benchmarks. `make bench` (or `python -m bench [names...]`) prints what it measured; nothing here is asserted."""

@@ -1,0 +1,32 @@
+"""One ranged Dagster run of raw/activities in this process; prints its figures as JSON (used by bench_ingest)."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+import dagster as dg
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+
+from bench.common import FULL_KEY, peak_rss_mb
+from pipeline.defs.ingest.assets import raw_activities
+from pipeline.defs.resources import ComplianceAPIResource, GeoIPResource, WarehouseResource
+
+
+def main() -> None:
+    base_url, warehouse, first, last = sys.argv[1:5]
+    resources = {"compliance_api": ComplianceAPIResource(api_key=FULL_KEY, base_url=base_url,
+                                                         requests_per_minute=100_000),
+                 "warehouse": WarehouseResource(path=warehouse), "geoip": GeoIPResource()}
+    started = time.perf_counter()
+    result = dg.materialize([raw_activities], resources=resources,
+                            tags={ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last})
+    elapsed = time.perf_counter() - started
+    meta = {k: v.value for k, v in result.asset_materializations_for_node("raw__activities")[-1].metadata.items()}
+    print(json.dumps({"seconds": elapsed, "stored": meta["records_stored"], "fetch_seconds": meta["fetch_seconds"],
+                      "load_seconds": meta["load_seconds"], "peak_rss_mb": peak_rss_mb()}))
+
+
+if __name__ == "__main__":
+    main()
