@@ -162,25 +162,26 @@ def load_activity_range(conn: duckdb.DuckDBPyConnection, files: list[str], start
 
 
 def _merge_quarantine(conn, start, end, fetched_at, run_id, result: LoadResult) -> None:
+    """Identical bad payloads (e.g. two `null`s) are distinct deliveries: they are keyed by occurrence."""
     conn.execute("""
         CREATE OR REPLACE TEMP TABLE staged_quarantine AS
-        SELECT DISTINCT reason, f[1] AS record_id, rec AS payload, hash(rec::VARCHAR) AS payload_hash
+        SELECT reason, f[1] AS record_id, rec AS payload, hash(rec::VARCHAR) AS payload_hash,
+               row_number() OVER (PARTITION BY reason, hash(rec::VARCHAR) ORDER BY rowid) AS occurrence
         FROM staged_records WHERE reason IS NOT NULL
     """)
     params = {"start": start, "end": end}
-    conn.execute("""
+    match = "s.payload_hash = q.payload_hash AND s.reason = q.reason AND s.occurrence = q.occurrence"
+    conn.execute(f"""
         DELETE FROM raw.activities_quarantine q
         WHERE q.window_start >= $start AND q.window_end <= $end
-          AND NOT EXISTS (SELECT 1 FROM staged_quarantine s
-                          WHERE s.payload_hash = q.payload_hash AND s.reason = q.reason)
+          AND NOT EXISTS (SELECT 1 FROM staged_quarantine s WHERE {match})
     """, params)
-    conn.execute("""
+    conn.execute(f"""
         INSERT INTO raw.activities_quarantine
-        SELECT $start, $end, s.reason, s.record_id, s.payload, s.payload_hash, $fetched_at, $run_id
+        SELECT $start, $end, s.reason, s.record_id, s.payload, s.payload_hash, s.occurrence, $fetched_at, $run_id
         FROM staged_quarantine s
         WHERE NOT EXISTS (SELECT 1 FROM raw.activities_quarantine q
-                          WHERE q.payload_hash = s.payload_hash AND q.reason = s.reason
-                            AND q.window_start >= $start AND q.window_end <= $end)
+                          WHERE {match} AND q.window_start >= $start AND q.window_end <= $end)
     """, {**params, "fetched_at": fetched_at, "run_id": run_id})
     rows = conn.execute("SELECT reason, count(*) FROM staged_quarantine GROUP BY ALL ORDER BY 1").fetchall()
     result.quarantine_reasons = dict(rows)

@@ -40,6 +40,7 @@ CREATE TABLE IF NOT EXISTS raw.activities_quarantine (
     record_id     VARCHAR,
     payload       JSON NOT NULL,
     payload_hash  UBIGINT NOT NULL,
+    occurrence    INTEGER NOT NULL,   -- identical payloads delivered more than once in one traversal
     fetched_at    TIMESTAMPTZ NOT NULL,
     run_id        VARCHAR NOT NULL
 );

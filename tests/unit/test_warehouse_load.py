@@ -73,12 +73,12 @@ def test_repull_adds_only_late_records_and_keeps_first_fetch_metadata(conn, tmp_
 
 def test_quarantine_reasons_and_payloads(conn, tmp_path):
     good = [activity(i, i) for i in range(10)]
-    bad = ["a string", [1, 2], {"created_at": "2026-03-01T12:00:00Z", "type": "x"},
+    bad = ["a string", "a string", [1, 2], {"created_at": "2026-03-01T12:00:00Z", "type": "x"},
            {"id": "activity_bad_ts", "created_at": "yesterday"},
            {"id": "activity_outside", "created_at": "2026-01-01T00:00:00Z"}]
     result = load(conn, tmp_path, pages_of(good + bad, 5000))
     assert result.stored == 10
-    assert result.quarantine_reasons == {"not_an_object": 2, "missing_id": 1, "bad_created_at": 1,
+    assert result.quarantine_reasons == {"not_an_object": 3, "missing_id": 1, "bad_created_at": 1,
                                          "outside_window": 1}
     rows = conn.execute("SELECT reason, record_id, payload FROM raw.activities_quarantine ORDER BY 1, 2").fetchall()
     assert ("outside_window", "activity_outside") in [(r[0], r[1]) for r in rows]

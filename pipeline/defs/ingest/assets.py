@@ -7,6 +7,7 @@ from pathlib import Path
 import dagster as dg
 
 from pipeline.compliance_api import AuthenticationError, PermissionDeniedError
+from pipeline.compliance_api.resume import resumable_pages
 from pipeline.defs.ingest.partitions import activity_partitions
 from pipeline.defs.resources import ComplianceAPIResource, GeoIPResource, WarehouseResource
 from pipeline.enrichment.geo import GeoIPLookup
@@ -37,13 +38,14 @@ def raw_activities(context: dg.AssetExecutionContext, compliance_api: Compliance
     with PageSpool(Path(warehouse.path).parent / ".spool") as spool:
         try:
             with compliance_api.client() as client:
-                traversal = spool_pages(client.iter_activity_pages(start, end), spool)
+                pages = resumable_pages(lambda cursor: client.iter_activity_pages(start, end, after_id=cursor))
+                traversal = spool_pages(pages, spool)
         except (AuthenticationError, PermissionDeniedError) as exc:
             # Retrying cannot fix a key: fail at once with the client's message (which never contains the key).
             raise dg.Failure(description=str(exc), allow_retries=False) from exc
         fetched = time.monotonic()
         with warehouse.connect() as conn:
-            result = load_activity_range(conn, spool.files, start, end, run_id=context.run_id,
+            result = load_activity_range(conn, spool.files, start, end, run_id=context.run.run_id,
                                          fetched_at=datetime.now(timezone.utc), traversal=traversal,
                                          enricher=enricher)
     loaded = time.monotonic()

@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 import dagster as dg
 
 from pipeline.compliance_api import AuthenticationError, NotFoundError, PermissionDeniedError
+from pipeline.compliance_api.resume import resumable_pages, with_second_chances
 from pipeline.config import Settings
 from pipeline.defs.ingest.assets import DAY_OF_WINDOWS
 from pipeline.defs.ingest.partitions import activity_partitions
@@ -40,29 +41,30 @@ def raw_chats(context: dg.AssetExecutionContext, compliance_api: ComplianceAPIRe
     started = time.monotonic()
     by_id: dict[str, FetchedChat] = {}
     malformed: list = []
-    messages = 0
+    messages = pages = 0
+    last_cursor = final_request_id = None
     try:
         with compliance_api.client() as client:
-            pages = client.iter_chat_pages(start, end)
-            for page in pages:
+            for page in resumable_pages(lambda cursor: client.iter_chat_pages(start, end, after_id=cursor)):
                 for item in page.records:
                     if validate_chat(item):
                         malformed.append(item)
                         continue
                     try:
-                        detail = client.get_chat_messages(item["id"])
+                        detail = with_second_chances(lambda chat_id=item["id"]: client.get_chat_messages(chat_id))
                     except NotFoundError:  # hard-deleted between the listing and now
                         by_id[item["id"]] = FetchedChat(item, None, hard_deleted=True)
                         continue
                     messages += len(detail.get("chat_messages") or [])
                     by_id[item["id"]] = FetchedChat(item, detail)  # a chat listed twice: the later state wins
-            summary = pages.summary
+                pages += 1
+                last_cursor, final_request_id = page.last_id or last_cursor, page.request_id
     except Exception as exc:
         _fail_on_credentials(exc)
         raise
     fetched = time.monotonic()
     with warehouse.connect() as conn:
-        result = load_chat_window(conn, list(by_id.values()), malformed, start, end, run_id=context.run_id,
+        result = load_chat_window(conn, list(by_id.values()), malformed, start, end, run_id=context.run.run_id,
                                   fetched_at=datetime.now(timezone.utc), store_text=store_text)
     if result.quarantined:
         context.log.warning(f"{result.quarantined} chat record(s) quarantined: {result.quarantine_reasons}")
@@ -73,8 +75,7 @@ def raw_chats(context: dg.AssetExecutionContext, compliance_api: ComplianceAPIRe
         "messages_inserted": result.messages_inserted, "messages_updated": result.messages_updated,
         "messages_removed": result.messages_removed, "text_stored": store_text,
         "quarantined": result.quarantined, "quarantine_reasons": dict(result.quarantine_reasons),
-        "pages": summary.pages, "last_cursor": summary.last_cursor or "",
-        "final_request_id": summary.final_request_id or "",
+        "pages": pages, "last_cursor": last_cursor or "", "final_request_id": final_request_id or "",
         "fetch_seconds": round(fetched - started, 3),
         "messages_per_second": round(messages / max(time.monotonic() - started, 1e-6), 1),
     })
@@ -119,11 +120,13 @@ def raw_chats_reconciliation(compliance_api: ComplianceAPIResource,
     gone: list[str] = []
     try:
         with compliance_api.client() as client:
-            listed = {item["id"] for page in client.iter_chat_pages(datetime(2000, 1, 1, tzinfo=timezone.utc))
+            since = datetime(2000, 1, 1, tzinfo=timezone.utc)
+            listed = {item["id"]
+                      for page in resumable_pages(lambda cursor: client.iter_chat_pages(since, after_id=cursor))
                       for item in page.records if isinstance(item, dict) and item.get("id")}
             for chat_id in sorted(live - listed):
                 try:
-                    client.get_chat_messages(chat_id, limit=1)
+                    with_second_chances(lambda chat_id=chat_id: client.get_chat_messages(chat_id, limit=1))
                 except NotFoundError:
                     gone.append(chat_id)
     except Exception as exc:

@@ -1,0 +1,1 @@
+"""Self-hosted compliance analytics pipeline for the Claude Compliance API (Dagster + dbt + DuckDB)."""
