@@ -1,0 +1,1 @@
+"""Faithful simulator of the Claude Compliance API (deterministic data + HTTP server)."""
