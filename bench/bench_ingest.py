@@ -22,7 +22,7 @@ import orjson
 from bench.common import FULL_KEY, report, run_child
 from simulator.process import SimulatorProcess
 
-DAY = ("2026-11-01T00:00:00Z", "2026-11-02T00:00:00Z")
+DAY = ("2026-11-03T00:00:00Z", "2026-11-04T00:00:00Z")  # a Tuesday: full working-day volume
 VOLUME = int(os.environ.get("BENCH_VOLUME", "1000000"))
 DLT_SLICE = int(os.environ.get("BENCH_DLT_SLICE", "100000"))
 
@@ -73,8 +73,8 @@ def main() -> None:
         (tmp / "pages").mkdir()
         files = save_pages(sim.base_url, tmp / "pages")  # also warms the simulator's cache
         ceiling_n, ceiling_s = ceiling(files, tmp / "ceiling.duckdb")
-        ours = run_child("bench.ingest_child", sim.base_url, str(tmp / "warehouse.duckdb"), "2026-11-01-00:00",
-                         "2026-11-01-23:55")
+        ours = run_child("bench.ingest_child", sim.base_url, str(tmp / "warehouse.duckdb"), "2026-11-03-00:00",
+                         "2026-11-03-23:55")
         end = slice_end(ceiling_n)
         dlt_default = run_child("bench.dlt_child", sim.base_url, str(tmp / "dlt_default.duckdb"), DAY[0], end,
                                 "default")

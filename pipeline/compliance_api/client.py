@@ -194,10 +194,13 @@ class Page:
     this page). Items that are not objects or have no string `id` are kept as they are (the caller quarantines them).
     `body`: the raw response bytes, exactly as received (so including any repeated items; dedupe on `id` if you parse
     it yourself). `cursor`: the `after_id` sent for this page (None on a first page).
+
+    Pages of a traversal started with `parse_records=False` carry `records=None`, `raw_count=None` and `data_json`:
+    the bytes of the `data` array as received (repeats included, nothing parsed in Python). The caller deduplicates.
     """
 
-    records: list[Any]
-    raw_count: int
+    records: list[Any] | None
+    raw_count: int | None
     duplicates_dropped: int
     first_id: str | None
     last_id: str | None
@@ -207,6 +210,7 @@ class Page:
     page_number: int
     body: bytes = field(repr=False)
     malformed: int = 0  # items without a usable id (not deduplicated, still in `records`)
+    data_json: bytes | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -308,6 +312,34 @@ def _list_params(name: str, values: Iterable[str] | str | None) -> list[tuple[st
     if isinstance(values, str):  # a bare string would otherwise be split into characters
         values = [values]
     return [(f"{name}[]", str(v)) for v in values]
+
+
+_DATA_HEAD = b'{"data":['
+_TAIL_MARK = b'],"has_more":'
+
+
+def decode_envelope_lazily(body: bytes) -> dict[str, Any]:
+    """Decode a cursor envelope without parsing its records when it is laid out `{"data":[...],"has_more":...}`:
+    `data_json` holds the array's bytes and only the small tail is parsed. Any other layout is parsed whole (and
+    `data_json` is None). A body cut inside `data` cannot end in a parseable tail, so truncation is still detected;
+    whoever reads `data_json` parses it and fails loudly on anything else."""
+    if body.startswith(_DATA_HEAD):
+        mark = body.rfind(_TAIL_MARK)
+        if mark > 0:
+            try:
+                tail = orjson.loads(b"{" + body[mark + 2:])
+            except orjson.JSONDecodeError:
+                tail = None
+            if isinstance(tail, dict) and isinstance(tail.get("has_more"), bool):
+                return {**tail, "data": None, "data_json": body[len(_DATA_HEAD) - 1:mark + 1]}
+    data = orjson.loads(body)
+    _validate_cursor_envelope(data)
+    return {**data, "data_json": None}
+
+
+def _validate_lazy_envelope(data: Any) -> None:
+    if data.get("data_json") is None:
+        _validate_cursor_envelope(data)
 
 
 def _validate_cursor_envelope(data: Any) -> None:
@@ -466,8 +498,10 @@ class ComplianceClient:
             key_env=self._key_env)
 
     def request(self, method: str, path: str, *, params: list[tuple[str, str]] | Mapping[str, Any] | None = None,
-                validate: Callable[[Any], None] | None = _validate_object, parse_json: bool = True) -> APIResponse:
-        """One API call with budget, retries and typed errors. `validate` rejects (and retries) a malformed body."""
+                validate: Callable[[Any], None] | None = _validate_object, parse_json: bool = True,
+                decode: Callable[[bytes], Any] = orjson.loads) -> APIResponse:
+        """One API call with budget, retries and typed errors. `decode` turns the body into `data` and `validate`
+        checks it; either one raising (JSON error or InvalidResponseError) retries the call like a truncated body."""
         method = method.upper()
         failures = 0
         rate_limited = 0
@@ -502,7 +536,7 @@ class ComplianceClient:
                     data: Any = None
                     try:
                         if parse_json:
-                            data = orjson.loads(resp.content)
+                            data = decode(resp.content)
                             if validate is not None:
                                 validate(data)
                         return APIResponse(resp.status_code, resp.headers, resp.content, data, request_id, attempt)
@@ -555,10 +589,12 @@ class ComplianceClient:
                             activity_types: Iterable[str] | None = None,
                             exclude_activity_types: Iterable[str] | None = None,
                             organization_ids: Iterable[str] | None = None, actor_ids: Iterable[str] | None = None,
-                            limit: int = ACTIVITY_LIMIT_MAX, after_id: str | None = None) -> "ActivityPageIterator":
+                            limit: int = ACTIVITY_LIMIT_MAX, after_id: str | None = None,
+                            parse_records: bool = True) -> "ActivityPageIterator":
         """Pages of the half-open window [gte, lt) (default newest-first order; `order` is never sent), following
         `after_id=<last_id>` until `has_more` is false. Returns an iterator whose `.summary` is the TraversalSummary.
-        `after_id` resumes a traversal from a saved cursor."""
+        `after_id` resumes a traversal from a saved cursor. `parse_records=False` leaves the records as the bytes of
+        each page's `data` array (`Page.data_json`) for a loader that parses them itself (and deduplicates)."""
         gte_s, lt_s = format_timestamp(gte, "gte"), format_timestamp(lt, "lt")
         if _as_dt(gte) >= _as_dt(lt):
             raise ValueError(f"empty window: gte {gte_s} must be before lt {lt_s}")
@@ -572,7 +608,8 @@ class ComplianceClient:
         params += _list_params("organization_ids", organization_ids)
         params += _list_params("actor_ids", actor_ids)
         params.append(("limit", str(int(limit))))
-        return ActivityPageIterator(self, ACTIVITIES_PATH, params, start_cursor=after_id, gte=gte_s, lt=lt_s)
+        return ActivityPageIterator(self, ACTIVITIES_PATH, params, start_cursor=after_id, gte=gte_s, lt=lt_s,
+                                    parse_records=parse_records)
 
     def traverse_activities(self, gte: datetime | str, lt: datetime | str, *,
                             on_page: Callable[[ActivityPage], None] | None = None, **filters: Any) -> TraversalSummary:
@@ -730,8 +767,9 @@ class _CursorPageIterator:
     _page_cls: type[Page] = Page
 
     def __init__(self, client: ComplianceClient, path: str, params: list[tuple[str, str]], *,
-                 start_cursor: str | None, gte: str | None, lt: str | None) -> None:
+                 start_cursor: str | None, gte: str | None, lt: str | None, parse_records: bool = True) -> None:
         self._client = client
+        self._parse_records = parse_records
         self._path = path
         self._params = params
         self.cursor = start_cursor
@@ -762,15 +800,21 @@ class _CursorPageIterator:
         cursor = self.cursor
         params = self._params + ([("after_id", cursor)] if cursor else [])
         started = datetime.now(timezone.utc)
-        resp = self._client.request("GET", self._path, params=params, validate=_validate_cursor_envelope)
+        if self._parse_records:
+            resp = self._client.request("GET", self._path, params=params, validate=_validate_cursor_envelope)
+        else:
+            resp = self._client.request("GET", self._path, params=params, validate=_validate_lazy_envelope,
+                                        decode=decode_envelope_lazily)
         data = resp.data
-        items: list[Any] = data["data"]
         has_more = bool(data.get("has_more", False))
         first_id, last_id = data.get("first_id"), data.get("last_id")
         if has_more and (not last_id or last_id == cursor):
             # Continuing would repeat this page forever (or stop early): refuse rather than loop or lose data.
             raise PaginationError(f"has_more is true but last_id is {last_id!r} (cursor {cursor!r})",
                                   request_id=resp.request_id, method="GET", path=self._path)
+        if not self._parse_records:
+            return self._unparsed_page(resp, data, cursor, has_more, first_id, last_id, started)
+        items: list[Any] = data["data"]
         records: list[Any] = []
         keys: set[Any] = set()
         dropped = malformed = 0
@@ -796,6 +840,27 @@ class _CursorPageIterator:
             s, pages=number, records=s.records + len(records), raw_records=s.raw_records + len(items),
             duplicates_dropped=s.duplicates_dropped + dropped, malformed=s.malformed + malformed,
             first_cursor=first_id if number == 1 else s.first_cursor,
+            last_cursor=last_id if last_id is not None else s.last_cursor, final_request_id=resp.request_id,
+            started_at=s.started_at or started, finished_at=datetime.now(timezone.utc), complete=not has_more)
+        if has_more:
+            self.cursor = last_id
+        else:
+            self._done = True
+        return page
+
+
+    def _unparsed_page(self, resp: APIResponse, data: dict, cursor: str | None, has_more: bool, first_id: Any,
+                       last_id: Any, started: datetime) -> Page:
+        data_json = data["data_json"]
+        if data_json is None:  # an envelope of another layout was parsed anyway: hand its array over as bytes
+            data_json = orjson.dumps(data["data"])
+        s = self._summary
+        number = s.pages + 1
+        page = self._page_cls(records=None, raw_count=None, duplicates_dropped=0, first_id=first_id, last_id=last_id,
+                              has_more=has_more, request_id=resp.request_id, cursor=cursor, page_number=number,
+                              body=resp.body, data_json=data_json)
+        self._summary = replace(
+            s, pages=number, first_cursor=first_id if number == 1 else s.first_cursor,
             last_cursor=last_id if last_id is not None else s.last_cursor, final_request_id=resp.request_id,
             started_at=s.started_at or started, finished_at=datetime.now(timezone.utc), complete=not has_more)
         if has_more:

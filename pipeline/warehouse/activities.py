@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -61,10 +61,11 @@ class PageSpool:
         self.directory = Path(tempfile.mkdtemp(prefix=".spool-", dir=parent))
         self.files: list[str] = []
 
-    def add(self, records: list) -> None:
-        """One JSON array of records per page (DuckDB reads arrays faster than the API's envelope)."""
+    def add(self, records: list | bytes) -> None:
+        """One JSON array of records per page (DuckDB reads arrays faster than the API's envelope): the parsed
+        records, or the bytes of the page's `data` array as received."""
         path = self.directory / f"page-{len(self.files):06d}.json"
-        path.write_bytes(orjson.dumps(records))
+        path.write_bytes(records if isinstance(records, bytes) else orjson.dumps(records))
         self.files.append(str(path))
 
     def close(self) -> None:
@@ -148,7 +149,10 @@ def load_activity_range(conn: duckdb.DuckDBPyConnection, files: list[str], start
             "SELECT count(*) FROM raw.activities WHERE created_at >= $start AND created_at < $end", params
         ).fetchone()[0]
         _merge_quarantine(conn, start, end, fetched_at, run_id, result)
-        _attest(conn, start, end, fetched_at, run_id, traversal)
+        # What this load received, whether or not the client parsed it: every delivered item and every repeat.
+        delivered = conn.execute("SELECT count(*) FROM staged_records").fetchone()[0]
+        _attest(conn, start, end, fetched_at, run_id,
+                replace(traversal, records=delivered, duplicates_dropped=traversal.duplicates_dropped + result.duplicates))
         if enricher is not None:
             result.new_ips, result.new_user_agents = enricher.enrich_new_values(conn, fetched_at)
         conn.execute("DROP VIEW staged_activities")
@@ -270,15 +274,18 @@ class Enricher:
 def spool_pages(pages, spool: PageSpool) -> TraversalStats:
     """Write each page body to the spool as it arrives (memory stays bounded) and keep the attestation facts.
 
-    `pages` are the client's ActivityPage objects: records (parsed, repeats across the page boundary already
-    dropped, malformed items kept), raw_count, duplicates_dropped, first_id, last_id, cursor, request_id.
+    `pages` are the client's ActivityPage objects: either parsed `records` (repeats across the page boundary already
+    dropped, malformed items kept) or, unparsed, the `data_json` bytes; first_id, last_id, request_id.
     """
     stats = TraversalStats()
     for page in pages:
-        spool.add(page.records)
+        if page.records is None:  # unparsed page: the load parses and deduplicates
+            spool.add(page.data_json)
+        else:
+            spool.add(page.records)
+            stats.records += page.raw_count - page.duplicates_dropped
+            stats.duplicates_dropped += page.duplicates_dropped
         stats.pages += 1
-        stats.records += page.raw_count - page.duplicates_dropped
-        stats.duplicates_dropped += page.duplicates_dropped
         if stats.pages == 1:
             stats.first_cursor = page.first_id
         if page.last_id is not None:

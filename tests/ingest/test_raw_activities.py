@@ -100,9 +100,10 @@ def test_malformed_records_are_quarantined_with_their_reasons(tmp_path):
             "--rate-limit", "0", "--late-share", "0"]
     with SimulatorProcess(args) as sim:
         res = resources(sim.base_url, tmp_path / "w.duckdb")
-        result = materialize_range(res, f"{DAY}-08:00", f"{DAY}-11:55")
+        # two hours: the simulator shifts "outside the window" records by 3 to 30 hours, so they land outside
+        result = materialize_range(res, f"{DAY}-09:00", f"{DAY}-10:55")
         assert result.success
-        truth = ground_truth(sim.base_url, f"{DAY}T08:00:00Z", f"{DAY}T12:00:00Z")
+        truth = ground_truth(sim.base_url, f"{DAY}T09:00:00Z", f"{DAY}T11:00:00Z")
     assert set(stored_ids(tmp_path / "w.duckdb")) == set(truth["activity_ids"])
     expected = {}
     for m in truth["malformed"]:

@@ -56,7 +56,7 @@ def ts(value):
 
 @pytest.fixture(scope="module")
 def two_days(tmp_path_factory):
-    args = ["--start", "2026-11-01T00:00:00Z", "--days", "2", "--volume", "500", "--chats-per-day", "150",
+    args = ["--start", "2026-11-01T00:00:00Z", "--days", "2", "--volume", "500", "--chats-per-day", "70",
             "--faults", FAULTS, "--fault-seed", "3", "--rate-limit", "0"]
     with SimulatorProcess(args) as sim:
         yield sim, tmp_path_factory.mktemp("chats") / "warehouse.duckdb"

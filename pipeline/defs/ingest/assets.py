@@ -38,7 +38,9 @@ def raw_activities(context: dg.AssetExecutionContext, compliance_api: Compliance
     with PageSpool(Path(warehouse.path).parent / ".spool") as spool:
         try:
             with compliance_api.client() as client:
-                pages = resumable_pages(lambda cursor: client.iter_activity_pages(start, end, after_id=cursor))
+                # Records stay unparsed bytes until DuckDB reads them: the load deduplicates and quarantines.
+                pages = resumable_pages(lambda cursor: client.iter_activity_pages(
+                    start, end, after_id=cursor, parse_records=False))
                 traversal = spool_pages(pages, spool)
         except (AuthenticationError, PermissionDeniedError) as exc:
             # Retrying cannot fix a key: fail at once with the client's message (which never contains the key).
