@@ -239,23 +239,35 @@ class Dataset:
         skeleton mode (ids, types, times only), which is several times faster than rendering."""
         lo, hi = self._clamp(gte_us, lt_us, now_us)
         ids: list[str] = []
+        types: list[str] = []
         malformed: list[dict] = []
-        counts: Counter = Counter()
         if lo < hi:
             for h in range(lo // HOUR_US, (hi - 1) // HOUR_US + 1):
-                rows = self.generator.skeleton(h).rows
+                sk = self.generator.skeleton(h)
                 dyn = self._dyn.get(h)
-                if dyn:
-                    with self._dyn_lock:
-                        rows = sorted(rows + [(r[0], r[1], r[2], r[3], None) for r in dyn])
-                for c, rid, idx, t, reason in rows:
-                    if c < lo or c >= hi or (now_us is not None and idx > now_us):
-                        continue
-                    if reason is None:
-                        ids.append(rid)
-                        counts[t] += 1
-                    else:
-                        malformed.append({"key": rid, "reason": reason})
+                created = sk.created
+                if dyn or (created and (created[0] < lo or created[-1] >= hi or now_us is not None)):
+                    rows = sk.rows
+                    if dyn:
+                        with self._dyn_lock:
+                            rows = sorted(rows + [(r[0], r[1], r[2], r[3], None) for r in dyn])
+                    rows = [row for row in rows if lo <= row[0] < hi and (now_us is None or row[2] <= now_us)]
+                    h_ids = [row[1] for row in rows]
+                    h_types = [row[3] for row in rows]
+                    h_bad = [row[4] for row in rows]
+                else:
+                    h_ids, h_types, h_bad = sk.ids, sk.types, sk.bad
+                if any(h_bad):
+                    for rid, t, reason in zip(h_ids, h_types, h_bad):
+                        if reason is None:
+                            ids.append(rid)
+                            types.append(t)
+                        else:
+                            malformed.append({"key": rid, "reason": reason})
+                else:
+                    ids.extend(h_ids)
+                    types.extend(h_types)
+        counts = Counter(types)
         store = self.chat_store
         chats = store.ground_truth(now_us if now_us is not None else self.config.now_us()) if store else []
         return {"range": {"gte": iso_us(gte_us), "lt": iso_us(lt_us)}, "seed": self.config.seed,

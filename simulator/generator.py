@@ -24,7 +24,6 @@ import math
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import NamedTuple
 
 import orjson
@@ -68,8 +67,9 @@ CAPPED_DELETE = frozenset(M8_TYPES)
 COVERED_BY_PLAN = PLANTED_ONLY | CAPPED_AUTH | CAPPED_DELETE | {"org_compliance_api_settings_updated"}
 
 # Events not tied to an org (contract §3: sign-in, sign-out, Compliance API calls).
-NULL_ORG_TYPES = frozenset(SIGNIN_FLOW | {"user_logged_out", "compliance_api_accessed", "anonymous_mobile_login_attempted",
-                                          "abuse_decision_received", "age_verified"})
+NULL_ORG_TYPES = frozenset(SIGNIN_FLOW | {"user_logged_out", "compliance_api_accessed",
+                                          "anonymous_mobile_login_attempted", "abuse_decision_received",
+                                          "age_verified"})
 CONSOLE_PREFIXES = ("platform_", "api_key_", "admin_api_key_", "scoped_api_key_", "service_key_", "workspace_",
                     "service_created", "service_deleted")
 CODE_PREFIXES = ("claude_code_", "ccr_", "claude_command_", "cowork_")
@@ -262,9 +262,17 @@ class HourBucket:
 
 @dataclass
 class Skeleton:
-    """What the ground truth needs about one hour: (created_us, id, indexed_us, type, malformed_reason)."""
+    """What the ground truth needs about one hour, as parallel columns sorted by (created_us, id)."""
     hour: int
-    rows: list[tuple]
+    created: list[int]
+    ids: list[str]
+    indexed: list[int]
+    types: list[str | None]
+    bad: list[str | None]      # malformed reason or None
+
+    @property
+    def rows(self) -> list[tuple]:
+        return list(zip(self.created, self.ids, self.indexed, self.types, self.bad))
 
 
 _TAB3 = [b"%03d" % i for i in range(1000)]
@@ -371,7 +379,7 @@ class Generator:
         self._lock = threading.Lock()
         self._hours: OrderedDict[int, HourBucket] = OrderedDict()
         self._plans: OrderedDict[int, DayPlan] = OrderedDict()
-        self._user_cum: dict[int, list[float]] = {}
+        self._user_cum: dict[int, list[int]] = {}
         self._utab: tuple | None = None
         self._tail_cache: OrderedDict = OrderedDict()
         self._unauth_cache: dict[int, tuple] = {}
@@ -410,6 +418,9 @@ class Generator:
             cum.append(acc)
         cum[-1] = 1.0
         self.bg_types, self.bg_cum = types, cum
+        # Sampling table (each type repeated ~p * 2^17 times, at least once): unweighted random.choices over it
+        # is ~3x faster than bisecting cumulative weights, at the cost of quantising probabilities to 2^-17.
+        self._type_table = [t for t, wt in zip(types, weights) for _ in range(max(1, round(wt / total * (1 << 17))))]
         self.actor_plan = {t: self._actor_plan(t) for t in types}
         self._type_share = {t: wt / total for t, wt in zip(types, weights)}
         self._plan_first = {t: p[0][0] for t, p in self.actor_plan.items()}
@@ -476,15 +487,17 @@ class Generator:
         s = sum(prof)
         self.profile = [p / s for p in prof]    # fraction of a weekday's volume in each UTC hour
 
-    def _user_weights(self, hod: int) -> list[float]:
-        cum = self._user_cum.get(hod)
-        if cum is None:
-            acc, cum = 0.0, []
-            for u in self.world.users:
-                acc += u.weight * LOCAL_SHAPE[(hod + TZ_OFFSET[u.home_country]) % 24]
-                cum.append(acc)
-            self._user_cum[hod] = cum
-        return cum
+    def _user_weights(self, hod: int) -> list[int]:
+        """Sampling table of user indices for a UTC hour of day: weight = activity level x local-hour shape."""
+        table = self._user_cum.get(hod)
+        if table is None:
+            users = self.world.users
+            ws = [u.weight * LOCAL_SHAPE[(hod + TZ_OFFSET[u.home_country]) % 24] for u in users]
+            size = min(1 << 17, max(256, 16 * len(users)))
+            scale = size / (sum(ws) or 1.0)
+            table = [i for i, wt in enumerate(ws) for _ in range(round(wt * scale))] or list(range(len(users)))
+            self._user_cum[hod] = table
+        return table
 
     # ---- public ------------------------------------------------------------------------------------------------
     def expected_count(self, hour: int) -> float:
@@ -517,16 +530,26 @@ class Generator:
         """Ids / types / times / malformed reasons of an hour without rendering JSON (ground truth)."""
         b = self.cached_bucket(hour)
         if b is not None:
-            return Skeleton(hour, [(r[0], r[1], r[2], r[3], b.malformed.get(r[1])) for r in b.records])
+            recs = b.records
+            ids = [r[1] for r in recs]
+            mal = b.malformed
+            return Skeleton(hour, [r[0] for r in recs], ids, [r[2] for r in recs], [r[3] for r in recs],
+                            [mal.get(i) for i in ids] if mal else [None] * len(ids))
         if not self.hour_in_range(hour):
-            return Skeleton(hour, [])
+            return Skeleton(hour, [], [], [], [], [])
         sk = self._skeleton(hour)
-        rows = [(sk["created"][k], sk["ids"][k], sk["indexed"][k], sk["types"][k], sk["bad"][k])
-                for k in sk["keep"]]
-        rows.extend((r[0], r[1], r[2], r[3], None) for r in self._planted(hour))
-        rows = [row for row in rows if self._in_range(row[0])]
-        rows.sort()
-        return Skeleton(hour, rows)
+        keep = sk["keep"]
+        cols = [sk["created"], sk["ids"], sk["indexed"], sk["types"], sk["bad"]]
+        if len(keep) != len(cols[0]):
+            cols = [[col[k] for k in keep] for col in cols]
+        created, ids = cols[0], cols[1]
+        for p in sorted(x for x in self._planted(hour) if self._in_range(x.created_us)):
+            pos = bisect.bisect_left(created, p.created_us)
+            while pos < len(created) and created[pos] == p.created_us and ids[pos] < p.id:
+                pos += 1
+            for col, v in zip(cols, (p.created_us, p.id, p.indexed_us, p.type, None)):
+                col.insert(pos, v)
+        return Skeleton(hour, *cols)
 
     def day_plan(self, day: int) -> DayPlan:
         with self._lock:
@@ -564,11 +587,11 @@ class Generator:
         n = int(expected * (0.9 + 0.2 * rnd()))
         if rnd() < expected - int(expected) and n == int(expected * 0.9):
             n += 1   # keeps tiny volumes (e.g. 100/day) from always rounding down
-        types = r.choices(self.bg_types, cum_weights=self.bg_cum, k=n)
+        types = r.choices(self._type_table, k=n)
         offs = sorted([int(rnd() * HOUR_US) for _ in range(n)])
         users = self.world.users
         nu = len(users)
-        picks = r.choices(range(nu), cum_weights=self._user_weights(from_us(hour * HOUR_US).hour), k=n)
+        picks = r.choices(self._user_weights(from_us(hour * HOUR_US).hour), k=n) if nu else [0] * n
         forced = [(off, t, kind, extra, None, None)
                   for off, t, kind, extra in self.day_plan(hour // 24).coverage_by_hour.get(hour, ())]
         forced.extend(self._lifecycle(hour))
@@ -583,6 +606,15 @@ class Generator:
                 fk.insert(pos, (kind, extra, uidx, fields))
         m = len(types)
         base = hour * HOUR_US
+        # strictly increasing times: (created_us, id) order is then created_us order, for buckets and skeletons alike
+        if any(a >= b for a, b in zip(offs, offs[1:])):
+            for k in range(1, m):
+                if offs[k] <= offs[k - 1]:
+                    offs[k] = offs[k - 1] + 1
+            for k in range(m - 1, -1, -1):
+                if offs[k] < HOUR_US - (m - 1 - k):
+                    break
+                offs[k] = HOUR_US - (m - k)
         created = [base + o for o in offs]
         pfx = "activity_01" + hour_code(hour).decode()
         raw = r.randbytes(20 * m).translate(B58_TABLE).decode()
@@ -1392,10 +1424,9 @@ class Planner:
                  history=[self._signin(a, self.at(15, 31))])
         # under the floor: 4 in an hour
         a = self.fresh_user("m8c")
+        types = ["claude_chat_deleted", "claude_file_deleted", "claude_chat_deleted", "claude_project_deleted"]
         self.add(name, False, "under_floor", a["email_address"],
-                 self._deletions(a, self.spread(self.at(5, 10, 5), 4, 900), ["claude_chat_deleted", "claude_file_deleted",
-                                                                             "claude_chat_deleted",
-                                                                             "claude_project_deleted"]))
+                 self._deletions(a, self.spread(self.at(5, 10, 5), 4, 900), types))
         # two actors with 4 each in the same hour bucket
         for tag in ("m8d", "m8e"):
             a = self.fresh_user(tag)

@@ -227,7 +227,7 @@ class World:
         anchor = min(datetime(2026, 1, 1, tzinfo=UTC), config.start.replace(hour=0, minute=0, second=0,
                                                                            microsecond=0))
         self.anchor = anchor
-        org_created = anchor - timedelta(days=540 + r.randint(0, 90))
+        org_created = anchor - timedelta(days=540 + r.randint(0, 90), seconds=r.randint(0, 86399))
         self.parent_org = Org(make_uuid(r), "org_01" + b58id(r), "Northwind Labs (parent)", org_created, "parent")
         specs = [("Northwind Labs", "claude_ai", "OktaSCIMV2"), ("Northwind Research", "claude_ai", "AzureSCIMV2"),
                  ("Northwind Platform", "console", None)]
