@@ -20,13 +20,13 @@ def test_definitions_validate_loadable():
     assert {s.name for s in defs.schedules} >= {"activities_every_5_minutes", "activities_late_repull"}
 
 
-def test_raw_activities_is_5_minute_partitioned_in_pool_duckdb_with_daily_backfill_runs():
+def test_raw_activities_is_5_minute_partitioned_in_pool_duckdb_with_single_run_backfills():
     asset = load_defs().resolve_assets_def(dg.AssetKey(["raw", "activities"]))
     pdef = asset.partitions_def
     assert isinstance(pdef, dg.TimeWindowPartitionsDefinition)
     assert pdef.cron_schedule == "*/5 * * * *" and pdef.timezone == "UTC"
     assert pdef.start == datetime(2026, 10, 1, tzinfo=timezone.utc)  # from COMPLIANCE_PARTITIONS_START
-    assert asset.backfill_policy.max_partitions_per_run == 288
+    assert asset.backfill_policy.max_partitions_per_run is None  # single run per backfill
     assert {op.pool for op in [asset.op]} == {"duckdb"}
 
 

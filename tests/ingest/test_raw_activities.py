@@ -182,3 +182,17 @@ def test_sigkill_mid_run_leaves_no_rows_of_the_killed_window_and_rerun_completes
         truth = set(ground_truth(sim.base_url, f"{DAY}T00:00:00Z", f"{DAY}T06:00:00Z")["activity_ids"])
     ids = stored_ids(warehouse)
     assert len(ids) == len(set(ids)) and set(ids) == truth
+
+
+def test_partition_range_from_the_shell(tmp_path):
+    """The README's shell command: `dagster asset materialize --select raw/activities --partition-range A...B`."""
+    args = ["--start", f"{DAY}T00:00:00Z", "--days", "1", "--volume", "5000", "--rate-limit", "0"]
+    with SimulatorProcess(args) as sim:
+        env = {**os.environ, "COMPLIANCE_API_BASE_URL": sim.base_url, "ANTHROPIC_COMPLIANCE_ACCESS_KEY": FULL_KEY,
+               "COMPLIANCE_WAREHOUSE_PATH": str(tmp_path / "w.duckdb"), "DAGSTER_HOME": str(tmp_path)}
+        out = subprocess.run([sys.executable, "-m", "dagster", "asset", "materialize", "-m", "pipeline.definitions",
+                              "--select", "raw/activities", "--partition-range",
+                              f"{DAY}-06:00...{DAY}-07:55"], env=env, capture_output=True, text=True, timeout=300)
+        assert out.returncode == 0, out.stderr[-3000:]
+        truth = ground_truth(sim.base_url, f"{DAY}T06:00:00Z", f"{DAY}T08:00:00Z")
+    assert set(stored_ids(tmp_path / "w.duckdb")) == set(truth["activity_ids"])

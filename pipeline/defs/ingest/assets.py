@@ -14,15 +14,16 @@ from pipeline.enrichment.geo import GeoIPLookup
 from pipeline.enrichment.useragent import parse_user_agent
 from pipeline.warehouse.activities import Enricher, PageSpool, load_activity_range, spool_pages
 
-# A ranged backfill covers up to one day per run: a month launched from the UI is ~30 runs, each loading its whole
-# range in one statement and one transaction.
-DAY_OF_WINDOWS = 288
+# Backfills run as ONE run over the whole selected range (a month from the UI is one run, not 8,640): one paged
+# traversal, one load statement, one transaction. It is also what `dagster asset materialize --partition-range`
+# requires of every asset it runs.
+BACKFILL_POLICY = dg.BackfillPolicy.single_run()
 
 
 @dg.asset(
     key=dg.AssetKey(["raw", "activities"]),
     partitions_def=activity_partitions,
-    backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=DAY_OF_WINDOWS),
+    backfill_policy=BACKFILL_POLICY,
     pool="duckdb",
     group_name="ingest",
     kinds={"duckdb", "python"},

@@ -10,7 +10,7 @@ import dagster as dg
 from pipeline.compliance_api import AuthenticationError, NotFoundError, PermissionDeniedError
 from pipeline.compliance_api.resume import resumable_pages, with_second_chances
 from pipeline.config import Settings
-from pipeline.defs.ingest.assets import DAY_OF_WINDOWS
+from pipeline.defs.ingest.assets import BACKFILL_POLICY
 from pipeline.defs.ingest.partitions import activity_partitions
 from pipeline.defs.resources import ComplianceAPIResource, WarehouseResource
 from pipeline.warehouse.chats import CHATS_DDL, FetchedChat, load_chat_window, validate_chat
@@ -25,7 +25,7 @@ def _fail_on_credentials(exc: Exception) -> None:
 @dg.asset(
     key=dg.AssetKey(["raw", "chats"]),
     partitions_def=activity_partitions,
-    backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=DAY_OF_WINDOWS),
+    backfill_policy=BACKFILL_POLICY,
     pool="duckdb",
     group_name="ingest",
     kinds={"duckdb", "python"},
