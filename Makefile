@@ -17,6 +17,7 @@ $(BIN)/.ready: requirements.lock pyproject.toml
 
 setup: $(BIN)/.ready
 	mkdir -p $(DAGSTER_HOME) && cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/python -m pipeline.defs.transform.prepare
 
 run: setup
 	$(BIN)/python -m pipeline.demo

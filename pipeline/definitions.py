@@ -7,15 +7,25 @@ import dagster as dg
 from pipeline.defs.ingest import schedules
 from pipeline.defs.ingest.assets import raw_activities
 from pipeline.defs.ingest.chats import raw_chats, raw_chats_reconciliation, raw_organization_users
+from pipeline.defs.monitors import activity_monitors, monitor_alerts_webhook, run_failure_webhook
 from pipeline.defs.resources import build_resources
+from pipeline.defs.serve.assets import marts_file
+from pipeline.defs.transform import automation as transform
+from pipeline.defs.transform.assets import dbt_activity_marts, dbt_reference, dbt_unit_tests
+from pipeline.defs.transform.project import dbt_resource
 
 
 @dg.definitions
 def defs() -> dg.Definitions:
     return dg.Definitions(
-        assets=[raw_activities, raw_chats, raw_organization_users, raw_chats_reconciliation],
-        jobs=[schedules.ingest_activities_job, schedules.ingest_chats_job, schedules.directory_job],
+        assets=[raw_activities, raw_chats, raw_organization_users, raw_chats_reconciliation,
+                dbt_reference, dbt_activity_marts, marts_file],
+        jobs=[schedules.ingest_activities_job, schedules.ingest_chats_job, schedules.directory_job,
+              transform.refresh_marts_job, transform.reference_job, transform.unit_tests_job],
         schedules=[schedules.activities_every_5_minutes, schedules.activities_late_repull,
                    schedules.chats_every_5_minutes, schedules.directory_daily],
-        resources=build_resources(),
+        asset_checks=[activity_monitors, dbt_unit_tests],
+        sensors=[monitor_alerts_webhook, run_failure_webhook, transform.marts_after_ingestion,
+                 transform.reference_automation],
+        resources={**build_resources(), "dbt": dbt_resource()},
     )

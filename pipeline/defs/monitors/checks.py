@@ -94,7 +94,7 @@ def activity_monitors(context: dg.AssetCheckExecutionContext, warehouse: Warehou
         else:
             span = latest_ingested_range(conn, config.adhoc_lookback_minutes)
         reports = {} if span is None else run_monitors(
-            conn, config, span[0], span[1], run_id=context.run_id,
+            conn, config, span[0], span[1], run_id=op.run_id,
             monitors=[n for n in selected if config.rule(n).enabled])
     new = sum(len(r.new_alerts) for r in reports.values())
     if new:

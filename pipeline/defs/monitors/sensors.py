@@ -42,7 +42,11 @@ def run_failure_webhook(context: dg.RunFailureSensorContext, warehouse: Warehous
     steps = context.get_step_failure_events()
     if steps:
         data = steps[0].event_specific_data
-        step_error = getattr(getattr(data, "error", None), "message", "") or steps[0].message or ""
-        error = f"step {steps[0].step_key}: {step_error.strip().splitlines()[0] if step_error.strip() else error}"
+        described = getattr(getattr(data, "user_failure_data", None), "description", None)
+        err = getattr(data, "error", None)
+        while err is not None and err.cause is not None:  # Dagster wraps the user's exception: show the cause
+            err = err.cause
+        message = described or (err.message if err is not None else "") or steps[0].message or ""
+        error = f"step {steps[0].step_key}: {message.strip().splitlines()[0] if message.strip() else error}"
     payload = run_failure_message(run_id=run.run_id, job_name=run.job_name, error=error, tags=run.tags)
     post_or_queue(payload, warehouse.path, DeliverySettings.from_env(), context.log)

@@ -1,0 +1,117 @@
+-- name: total_events
+-- Total events (distinct activity ids).
+SELECT count(DISTINCT activity_id) AS total_events
+FROM activity_overview;
+
+-- name: events_over_time_by_type
+-- Events per hour for the 10 most frequent types, everything else as "other".
+SELECT
+    created_hour,
+    CASE WHEN event_type IN (SELECT event_type FROM activity_overview GROUP BY event_type
+                             ORDER BY count(*) DESC, event_type LIMIT 10)
+         THEN event_type ELSE 'other' END AS event_type,
+    count(*) AS events
+FROM activity_overview
+GROUP BY ALL
+ORDER BY created_hour, events DESC;
+
+-- name: activity_type_distribution
+-- Events by activity type, with its dashboard category.
+SELECT event_type, category, count(*) AS events
+FROM activity_overview
+GROUP BY ALL
+ORDER BY events DESC, event_type;
+
+-- name: category_distribution
+-- Events by dashboard category (unknown types without a rule are "uncategorized").
+SELECT category, count(*) AS events, count(DISTINCT event_type) AS event_types
+FROM activity_overview
+GROUP BY ALL
+ORDER BY events DESC;
+
+-- name: threat_count
+-- Events that a monitor rule matched, and alerts raised (alerts: the overview's companion table).
+SELECT
+    count(*) FILTER (WHERE is_threat) AS threat_events,
+    (SELECT count(*) FROM alerts) AS alerts_raised
+FROM activity_overview;
+
+-- name: threats_by_monitor
+-- Events per monitor rule they match.
+SELECT rule AS monitor, count(*) AS events
+FROM (SELECT unnest(monitor_rules) AS rule FROM activity_overview)
+GROUP BY ALL
+ORDER BY events DESC;
+
+-- name: geo_map
+-- Events by actor location (public IPs with a location).
+SELECT geo_latitude, geo_longitude, geo_country_iso, geo_country_name, geo_city, count(*) AS events
+FROM activity_overview
+WHERE geo_latitude IS NOT NULL
+GROUP BY ALL
+ORDER BY events DESC;
+
+-- name: embargoed_region_events
+-- Events from embargoed countries and regions.
+SELECT created_at, event_type, actor_type, actor_identity, ip_address, geo_country_iso, geo_country_name,
+       geo_subdivision_iso, geo_subdivision_name, geo_city, embargo_region, organization_id
+FROM activity_overview
+WHERE is_embargoed
+ORDER BY created_at DESC;
+
+-- name: unauthenticated_actor_event_count
+-- Events by unauthenticated actors.
+SELECT count(*) AS unauthenticated_events, count(DISTINCT actor_identity) AS unauthenticated_actors
+FROM activity_overview
+WHERE is_unauthenticated;
+
+-- name: unauthenticated_actor_events
+-- Events by unauthenticated actors (table).
+SELECT created_at, event_type, actor_identity, ip_address, geo_country_name, user_agent, outcome
+FROM activity_overview
+WHERE is_unauthenticated
+ORDER BY created_at DESC;
+
+-- name: failed_activity_count
+-- Failed activities.
+SELECT count(*) AS failed_events, count(DISTINCT event_type) AS failed_event_types
+FROM activity_overview
+WHERE outcome = 'failure';
+
+-- name: failed_activity_trend
+-- Failed activities per hour.
+SELECT created_hour, count(*) AS failed_events
+FROM activity_overview
+WHERE outcome = 'failure'
+GROUP BY ALL
+ORDER BY created_hour;
+
+-- name: failed_activities_by_type
+-- Failed activities by type.
+SELECT event_type, count(*) AS failed_events
+FROM activity_overview
+WHERE outcome = 'failure'
+GROUP BY ALL
+ORDER BY failed_events DESC, event_type;
+
+-- name: events_by_organization
+-- Events by organization (events not tied to an organization: null).
+SELECT organization_id, organization_uuid, count(*) AS events
+FROM activity_overview
+GROUP BY ALL
+ORDER BY events DESC;
+
+-- name: events_by_actor_type
+-- Events by actor type.
+SELECT actor_type, count(*) AS events, count(DISTINCT actor_identity) AS actors
+FROM activity_overview
+GROUP BY ALL
+ORDER BY events DESC;
+
+-- name: events_by_idp_connection_type
+-- Events by identity-provider connection type (SCIM directory sync actors).
+SELECT idp_connection_type, count(*) AS events
+FROM activity_overview
+WHERE idp_connection_type IS NOT NULL
+GROUP BY ALL
+ORDER BY events DESC;

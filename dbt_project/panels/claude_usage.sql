@@ -1,0 +1,75 @@
+-- name: chat_events_trend
+SELECT created_hour, event_type, count(*) AS events
+FROM claude_usage
+WHERE usage_area = 'chat'
+GROUP BY ALL
+ORDER BY created_hour, events DESC;
+
+-- name: chat_snapshot_events
+SELECT created_at, event_type, chat_snapshot_id, chat_id, actor_identity
+FROM claude_usage
+WHERE usage_area = 'chat_snapshot'
+ORDER BY created_at DESC;
+
+-- name: claude_code_activity_trend
+SELECT created_hour, usage_area, count(*) AS events
+FROM claude_usage
+WHERE usage_area IN ('claude_code', 'remote_agent', 'cowork', 'platform_agent')
+GROUP BY ALL
+ORDER BY created_hour, usage_area;
+
+-- name: command_events
+SELECT command_name, event_type, count(*) AS events, count(DISTINCT actor_identity) AS users
+FROM claude_usage
+WHERE usage_area = 'command'
+GROUP BY ALL
+ORDER BY events DESC;
+
+-- name: top_active_users
+SELECT actor_identity, actor_user_id, count(*) AS events, count(DISTINCT chat_id) AS chats
+FROM claude_usage
+GROUP BY ALL
+ORDER BY events DESC, actor_identity
+LIMIT 20;
+
+-- name: unique_counts
+-- Unique chats, users and interactions (events).
+SELECT count(DISTINCT chat_id) AS unique_chats, count(DISTINCT actor_user_id) AS unique_users,
+       count(*) AS interactions
+FROM claude_usage;
+
+-- name: failed_chats
+SELECT created_at, event_type, chat_id, actor_identity, ip_address
+FROM claude_usage
+WHERE is_failed_chat
+ORDER BY created_at DESC;
+
+-- name: model_usage_distribution
+-- Chat events by model (model from the chats data by chat id, where known).
+SELECT coalesce(model, 'unknown') AS model, count(*) AS events, count(DISTINCT chat_id) AS chats
+FROM claude_usage
+WHERE usage_area = 'chat'
+GROUP BY ALL
+ORDER BY events DESC;
+
+-- name: claude_code_trigger_modes
+SELECT trigger_mode, count(*) AS events
+FROM claude_usage
+WHERE trigger_mode IS NOT NULL
+GROUP BY ALL
+ORDER BY events DESC;
+
+-- name: claude_code_top_repositories
+SELECT repository, count(*) AS events
+FROM claude_usage
+WHERE repository IS NOT NULL
+GROUP BY ALL
+ORDER BY events DESC, repository
+LIMIT 20;
+
+-- name: claude_code_event_statuses
+SELECT status, event_type, count(*) AS events
+FROM claude_usage
+WHERE status IS NOT NULL
+GROUP BY ALL
+ORDER BY events DESC;

@@ -1,0 +1,1 @@
+"""Serving: the marts published to a separate DuckDB file for BI tools (README: Serving the marts)."""

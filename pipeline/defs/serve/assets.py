@@ -1,0 +1,44 @@
+"""`serve/marts_file`: the marts copied into the serving file BI tools read, atomically, after every marts build."""
+
+import dagster as dg
+from pydantic import Field
+
+from pipeline.config import Settings
+from pipeline.defs.resources import WarehouseResource
+from pipeline.defs.transform.assets import MART_ASSET_KEYS
+from pipeline.serving.publish import publish
+
+
+class PublishConfig(dg.Config):
+    serving_path: str = Field(default="", description="Serving file; empty: COMPLIANCE_SERVING_PATH "
+                                                      "(default data/marts.duckdb).")
+
+
+@dg.asset(
+    key=dg.AssetKey(["serve", "marts_file"]),
+    # The file reflects the newest window of every mart. (Depending on *all* 5-minute partitions would make Dagster
+    # enumerate tens of thousands of upstream partitions at every run: seconds of pure overhead.)
+    deps=[dg.AssetDep(key, partition_mapping=dg.LastPartitionMapping()) for key in MART_ASSET_KEYS],
+    pool="duckdb",  # reads the warehouse: never while a writer holds it
+    group_name="serve",
+    kinds={"duckdb"},
+    description="The marts in a separate DuckDB file (DuckDB 1.x storage format) for BI tools, replaced atomically: "
+                "readers never see half a publish and never block the pipeline.",
+)
+def marts_file(context: dg.AssetExecutionContext, config: PublishConfig,
+               warehouse: WarehouseResource) -> dg.MaterializeResult:
+    settings = Settings.from_env()
+    target = config.serving_path or str(settings.serving_path)
+    result = publish(warehouse.path, target, include_message_text=settings.store_message_text,
+                     memory_limit=warehouse.memory_limit)
+    context.log.info(f"published {len(result.tables)} tables to {result.path} in {result.seconds:.2f} s")
+    return dg.MaterializeResult(metadata={
+        "path": dg.MetadataValue.path(str(result.path)),
+        "tables": len(result.tables),
+        "rows": dg.MetadataValue.json(result.tables),
+        "copied": dg.MetadataValue.json(result.copied),
+        "message_text_rows": result.message_text_rows if result.message_text_rows is not None else "not published",
+        "size_bytes": result.size_bytes,
+        "storage_version": result.storage_version,
+        "publish_seconds": round(result.seconds, 3),
+    })

@@ -1,0 +1,1 @@
+"""dbt: staging -> intermediate -> one panel-ready mart per dashboard, as Dagster assets (README: Marts)."""

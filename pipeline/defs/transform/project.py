@@ -1,0 +1,69 @@
+"""The dbt project (dbt_project/) as seen by Dagster, and the dbt CLI resource."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import shutil
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import cached_property
+from pathlib import Path
+
+from packaging import version
+
+from dagster_dbt import DbtCliResource, DbtProject
+
+from pipeline.config import PROJECT_ROOT
+
+DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
+
+# The dbt installed next to this interpreter (the project's venv), also when the venv is not activated
+# (`.venv/bin/python -m ...`): dagster-dbt looks `dbt` up on PATH.
+_VENV_BIN = Path(sys.executable).parent
+if (_VENV_BIN / "dbt").exists() and shutil.which("dbt") != str(_VENV_BIN / "dbt"):
+    os.environ["PATH"] = f"{_VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}"
+
+dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR, target="local")
+# Under `dagster dev` the manifest is rebuilt on start; elsewhere `make setup` builds it
+# (python -m pipeline.defs.transform.prepare). A checkout that skipped setup still loads: parse once here.
+dbt_project.prepare_if_dev()
+if not Path(dbt_project.manifest_path).exists():
+    dbt_project.preparer.prepare(dbt_project)
+
+
+class ComplianceDbtCliResource(DbtCliResource):
+    """DbtCliResource without two per-invocation costs we do not need (about 5-10 s per dbt step on 2 cores):
+    `dbt --version` in a subprocess (the dbt next to this interpreter is the dbt-core package installed here), and a
+    dbt adapter initialised inside the Dagster process (used only to fetch column metadata, which we do not do).
+    Both are private hooks of dagster-dbt 0.29 (pinned in requirements.lock)."""
+
+    @cached_property
+    def _cli_version(self) -> version.Version:
+        return version.parse(importlib.metadata.version("dbt-core"))
+
+    def _initialize_dbt_core_adapter(self, args):  # noqa: ANN001, ANN202
+        return None
+
+
+def dbt_resource() -> DbtCliResource:
+    return ComplianceDbtCliResource(project_dir=dbt_project, profiles_dir=str(DBT_PROJECT_DIR), target="local")
+
+
+@contextmanager
+def dbt_environment(warehouse_path: str) -> Iterator[None]:
+    """Environment of a dbt invocation: profiles.yml reads the warehouse file from it (an absolute path: dbt runs in
+    dbt_project/). Restored afterwards, so in-process runs (tests) do not leak. dbt's memory limit is its own
+    (COMPLIANCE_DBT_MEMORY_LIMIT, default 2GB): several models run at once in one DuckDB instance."""
+    wanted = {"COMPLIANCE_WAREHOUSE_PATH": str(Path(warehouse_path).resolve())}
+    saved = {key: os.environ.get(key) for key in wanted}
+    os.environ.update(wanted)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value

@@ -1,0 +1,235 @@
+"""`monitors.alerts`: one row per incident, written idempotently.
+
+An evaluation's incidents are merged into the stored alerts of the same monitor and group whose firing windows
+overlap or touch (ends at most one step apart): the stored alert grows (late events, an incident that spans two
+runs), keeping its id, `raised_at` and `delivered_at`. An incident that touches no stored alert is a new alert, with
+`alert_id` derived from monitor + group + first activity id. Re-evaluating the same data finds every incident inside
+an existing alert and writes nothing, so re-running partitions leaves the table unchanged. When new data joins two
+stored alerts, the earlier one takes the events and the later one stays as it is (it may have been delivered).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import duckdb
+
+from pipeline.monitors.evaluate import MonitorResult
+
+DDL = """
+CREATE SCHEMA IF NOT EXISTS monitors;
+CREATE TABLE IF NOT EXISTS monitors.alerts (
+    alert_id          VARCHAR NOT NULL,      -- 'alert_' + hash(monitor, group_key, first activity id)
+    monitor           VARCHAR NOT NULL,      -- the check name of monitors.md
+    severity          VARCHAR NOT NULL,      -- 'critical' for all 9 (Dagster severity ERROR)
+    group_key         VARCHAR,               -- actor identity, api key id / ip, 'ip|country'; NULL when ungrouped
+    first_event_at    TIMESTAMPTZ NOT NULL,
+    last_event_at     TIMESTAMPTZ NOT NULL,
+    event_count       BIGINT NOT NULL,
+    threshold         DOUBLE NOT NULL,       -- a window fires when its count is > threshold
+    activity_ids      VARCHAR[] NOT NULL,    -- oldest first
+    raised_at         TIMESTAMPTZ NOT NULL,
+    delivered_at      TIMESTAMPTZ,           -- set by the webhook sensor after a 2xx
+    first_window_end  TIMESTAMPTZ NOT NULL,  -- firing windows of the incident (their ends)
+    last_window_end   TIMESTAMPTZ NOT NULL,
+    peak_count        BIGINT NOT NULL,       -- largest count of one window
+    details           JSON,                  -- monitor 8 baseline (mean, stddev, history hours)
+    updated_at        TIMESTAMPTZ,           -- last time late events were merged in
+    run_id            VARCHAR                -- the Dagster run that raised it
+);
+"""
+
+COLUMNS = ("alert_id", "monitor", "severity", "group_key", "first_event_at", "last_event_at", "event_count",
+           "threshold", "activity_ids", "raised_at", "delivered_at", "first_window_end", "last_window_end",
+           "peak_count", "details", "updated_at", "run_id")
+
+
+def ensure_alerts_table(conn: duckdb.DuckDBPyConnection) -> None:
+    conn.execute(DDL)
+
+
+def alert_id(monitor: str, group_key: str | None, first_activity_id: str) -> str:
+    digest = hashlib.sha256(f"{monitor}\x1f{group_key or ''}\x1f{first_activity_id}".encode()).hexdigest()
+    return "alert_" + digest[:24]
+
+
+@dataclass
+class AlertChange:
+    alert_id: str
+    monitor: str
+    group_key: str | None
+    status: str            # new | updated | unchanged
+    event_count: int
+    first_event_at: datetime
+    last_event_at: datetime
+
+
+def _rows(conn: duckdb.DuckDBPyConnection, sql: str, params: Any = None) -> list[dict[str, Any]]:
+    cur = conn.execute(sql, params or [])
+    names = [d[0] for d in cur.description]
+    return [dict(zip(names, r)) for r in cur.fetchall()]
+
+
+def _ordered(conn: duckdb.DuckDBPyConnection, ids: list[str], first_at: datetime, last_at: datetime) -> list[str]:
+    """Ids oldest first; ids no longer stored in raw.activities keep their place at the end."""
+    ids = list(dict.fromkeys(ids))
+    found = conn.execute("""
+        SELECT id FROM raw.activities
+        WHERE created_at >= $lo AND created_at <= $hi AND id IN (SELECT unnest($ids)) ORDER BY created_at, id
+    """, {"ids": ids, "lo": first_at, "hi": last_at}).fetchall()
+    ordered = list(dict.fromkeys(r[0] for r in found))
+    seen = set(ordered)
+    return ordered + [i for i in ids if i not in seen]
+
+
+def record_incidents(conn: duckdb.DuckDBPyConnection, results: dict[str, MonitorResult], *, severity: str,
+                     now: datetime, run_id: str | None) -> list[AlertChange]:
+    """Merge the evaluation's incidents into monitors.alerts in one transaction; report each incident's alert.
+
+    Set-based: the stored alerts the incidents can touch are read in one query, merged in Python, and the changed
+    rows replaced in one delete + one insert (a query per incident costs milliseconds each)."""
+    ensure_alerts_table(conn)
+    incidents = [(inc, timedelta(minutes=res.rule.step_minutes)) for res in results.values() for inc in res.incidents]
+    if not incidents:
+        return []
+    lo = min(i.first_window_end - step for i, step in incidents)
+    hi = max(i.last_window_end + step for i, step in incidents)
+    stored: dict[tuple[str, str | None], list[dict[str, Any]]] = {}
+    for row in _rows(conn, """
+            SELECT * FROM monitors.alerts
+            WHERE monitor IN (SELECT unnest($monitors)) AND last_window_end >= $lo AND first_window_end <= $hi
+            ORDER BY first_window_end, alert_id
+        """, {"monitors": sorted({i.monitor for i, _ in incidents}), "lo": lo - timedelta(hours=1),
+              "hi": hi + timedelta(hours=1)}):
+        stored.setdefault((row["monitor"], row["group_key"]), []).append(row)
+
+    changes: list[AlertChange] = []
+    written: dict[str, dict[str, Any]] = {}   # rows to (re)insert
+    created: set[str] = set()                 # new alerts of this call
+    replaced: set[str] = set()                # stored alerts that grew
+    for inc, step in sorted(incidents, key=lambda x: (x[0].monitor, x[0].group_key or "", x[0].first_window_end)):
+        rows = stored.setdefault((inc.monitor, inc.group_key), [])
+        touching = [r for r in rows if r["first_window_end"] - step <= inc.last_window_end
+                    and r["last_window_end"] + step >= inc.first_window_end]
+        if not touching:
+            row = {"alert_id": alert_id(inc.monitor, inc.group_key, inc.activity_ids[0]), "monitor": inc.monitor,
+                   "severity": severity, "group_key": inc.group_key, "first_event_at": inc.first_event_at,
+                   "last_event_at": inc.last_event_at, "event_count": inc.event_count, "threshold": inc.threshold,
+                   "activity_ids": list(inc.activity_ids), "raised_at": now, "delivered_at": None,
+                   "first_window_end": inc.first_window_end, "last_window_end": inc.last_window_end,
+                   "peak_count": inc.peak_count, "details": json.dumps(inc.details) if inc.details else None,
+                   "updated_at": None, "run_id": run_id}
+            rows.append(row)
+            written[row["alert_id"]] = row
+            created.add(row["alert_id"])
+            changes.append(AlertChange(row["alert_id"], inc.monitor, inc.group_key, "new", inc.event_count,
+                                       inc.first_event_at, inc.last_event_at))
+            continue
+        target = min(touching, key=lambda r: (r["first_window_end"], r["alert_id"]))
+        known = set(target["activity_ids"])
+        new_ids = [i for i in inc.activity_ids if i not in known]
+        widened = (inc.first_window_end < target["first_window_end"]
+                   or inc.last_window_end > target["last_window_end"] or inc.peak_count > target["peak_count"])
+        if not new_ids and not widened:
+            changes.append(AlertChange(target["alert_id"], inc.monitor, inc.group_key,
+                                       "new" if target["alert_id"] in created else "unchanged",
+                                       target["event_count"], target["first_event_at"], target["last_event_at"]))
+            continue
+        first_at = min(target["first_event_at"], inc.first_event_at)
+        last_at = max(target["last_event_at"], inc.last_event_at)
+        ids = _ordered(conn, list(target["activity_ids"]) + new_ids, first_at, last_at) if new_ids \
+            else list(target["activity_ids"])
+        target.update(activity_ids=ids, event_count=len(ids), first_event_at=first_at, last_event_at=last_at,
+                      first_window_end=min(target["first_window_end"], inc.first_window_end),
+                      last_window_end=max(target["last_window_end"], inc.last_window_end),
+                      peak_count=max(target["peak_count"], inc.peak_count))
+        if target["alert_id"] not in created:
+            target["updated_at"] = now
+            replaced.add(target["alert_id"])
+        written[target["alert_id"]] = target
+        changes.append(AlertChange(target["alert_id"], inc.monitor, inc.group_key,
+                                   "new" if target["alert_id"] in created else "updated",
+                                   target["event_count"], first_at, last_at))
+    if written:
+        conn.execute("BEGIN TRANSACTION")
+        try:
+            if replaced:
+                # delete + insert rather than UPDATE: DuckDB rewrites list columns that way anyway
+                conn.execute("DELETE FROM monitors.alerts WHERE alert_id IN (SELECT unnest($ids))",
+                             {"ids": sorted(replaced)})
+            _insert(conn, list(written.values()))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    return changes
+
+
+def _insert(conn, rows: list[dict[str, Any]]) -> None:
+    import pyarrow as pa
+
+    table = pa.Table.from_pylist([{c: r[c] for c in COLUMNS} for r in rows], schema=_ARROW_SCHEMA)
+    conn.register("alerts_new", table)
+    try:
+        conn.execute(f"INSERT INTO monitors.alerts ({', '.join(COLUMNS)}) "
+                     f"SELECT {', '.join(COLUMNS[:14])}, details::JSON, updated_at, run_id FROM alerts_new")
+    finally:
+        conn.unregister("alerts_new")
+
+
+def _arrow_schema():
+    import pyarrow as pa
+
+    ts = pa.timestamp("us", tz="UTC")
+    return pa.schema([("alert_id", pa.string()), ("monitor", pa.string()), ("severity", pa.string()),
+                      ("group_key", pa.string()), ("first_event_at", ts), ("last_event_at", ts),
+                      ("event_count", pa.int64()), ("threshold", pa.float64()),
+                      ("activity_ids", pa.list_(pa.string())), ("raised_at", ts), ("delivered_at", ts),
+                      ("first_window_end", ts), ("last_window_end", ts), ("peak_count", pa.int64()),
+                      ("details", pa.string()), ("updated_at", ts), ("run_id", pa.string())])
+
+
+_ARROW_SCHEMA = _arrow_schema()
+
+
+def read_alerts(conn: duckdb.DuckDBPyConnection, where: str = "true", params: Any = None,
+                limit: int | None = None) -> list[dict[str, Any]]:
+    ensure_alerts_table(conn)
+    sql = f"SELECT * FROM monitors.alerts WHERE {where} ORDER BY raised_at, alert_id"
+    if limit is not None:
+        sql += f" LIMIT {int(limit)}"
+    return _rows(conn, sql, params)
+
+
+def pending_alerts(conn: duckdb.DuckDBPyConnection, limit: int, exclude: Iterable[str] = ()) -> list[dict]:
+    """Undelivered alerts, oldest first."""
+    return read_alerts(conn, "delivered_at IS NULL AND alert_id NOT IN (SELECT unnest($exclude::VARCHAR[]))",
+                       {"exclude": list(exclude)}, limit=limit)
+
+
+def mark_delivered(conn: duckdb.DuckDBPyConnection, delivered: dict[str, datetime]) -> int:
+    """Set delivered_at once (a second marking of the same alert changes nothing)."""
+    if not delivered:
+        return 0
+    ensure_alerts_table(conn)
+    conn.register("delivered_now", _arrow(delivered))
+    try:
+        n = conn.execute("""
+            UPDATE monitors.alerts a SET delivered_at = d.at
+            FROM delivered_now d WHERE a.alert_id = d.alert_id AND a.delivered_at IS NULL
+        """).fetchone()[0]
+    finally:
+        conn.unregister("delivered_now")
+    return n
+
+
+def _arrow(delivered: dict[str, datetime]):
+    import pyarrow as pa
+
+    return pa.table({"alert_id": pa.array(list(delivered), pa.string()),
+                     "at": pa.array(list(delivered.values()), pa.timestamp("us", tz="UTC"))})

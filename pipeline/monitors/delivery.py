@@ -1,0 +1,328 @@
+"""Alert delivery to a webhook as Slack-compatible JSON ({"text", "blocks"}), plain Python.
+
+One sensor tick (`deliver_alerts_tick`):
+  1. open the warehouse briefly (give up the tick at once if another process holds the lock: sensors cannot wait
+     in the DuckDB pool), mark alerts delivered in an earlier tick whose marking could not be written, read the
+     undelivered alerts, close;
+  2. post them one by one (no connection held meanwhile);
+  3. open again and set `delivered_at` of those answered 2xx. If the warehouse is busy now, the ids stay in the
+     sensor cursor and are marked on the next tick without being posted again.
+Delivery is at least once: a crash between the post and the cursor save posts again. A failing webhook (network
+error, 5xx, 408, 429) stops the tick and the next attempts back off exponentially (cursor `next_attempt`); a 4xx on
+one alert (the receiver refuses that payload) is retried with the text only and given up after 3 attempts, so one
+bad alert cannot block the others. Without a webhook URL each new alert is logged once.
+
+Run-failure notifications (`post_or_queue`) are posted at once; when that fails they go to an outbox directory beside
+the warehouse that the alert sensor retries with the same backoff.
+
+Settings (environment): COMPLIANCE_ALERT_WEBHOOK_URL (unset = log only; the URL is a secret and never logged),
+COMPLIANCE_ALERT_WEBHOOK_TIMEOUT_SECONDS (10), COMPLIANCE_ALERT_RETRY_BASE_SECONDS (30),
+COMPLIANCE_ALERT_RETRY_MAX_SECONDS (900), COMPLIANCE_ALERT_MAX_PER_TICK (20; Slack accepts about 1 message/s).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from pipeline.monitors.alerts import mark_delivered, pending_alerts, read_alerts
+from pipeline.monitors.config import MonitorsConfig, load_config
+from pipeline.warehouse.connection import WarehouseLockedError, open_warehouse
+
+WEBHOOK_ENV = "COMPLIANCE_ALERT_WEBHOOK_URL"
+MAX_PERMANENT_ATTEMPTS = 3
+
+
+@dataclass(frozen=True)
+class DeliverySettings:
+    webhook_url: str | None = None
+    timeout_seconds: float = 10.0
+    retry_base_seconds: float = 30.0
+    retry_max_seconds: float = 900.0
+    max_per_tick: int = 20
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "DeliverySettings":
+        env = os.environ if env is None else env
+        return cls(
+            webhook_url=(env.get(WEBHOOK_ENV) or "").strip() or None,
+            timeout_seconds=float(env.get("COMPLIANCE_ALERT_WEBHOOK_TIMEOUT_SECONDS") or 10),
+            retry_base_seconds=float(env.get("COMPLIANCE_ALERT_RETRY_BASE_SECONDS") or 30),
+            retry_max_seconds=float(env.get("COMPLIANCE_ALERT_RETRY_MAX_SECONDS") or 900),
+            max_per_tick=int(env.get("COMPLIANCE_ALERT_MAX_PER_TICK") or 20),
+        )
+
+    def backoff(self, failures: int) -> timedelta:
+        return timedelta(seconds=min(self.retry_base_seconds * 2 ** max(failures - 1, 0), self.retry_max_seconds))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# messages
+
+def _esc(text: Any) -> str:
+    """Slack mrkdwn escaping (the only three characters it reserves)."""
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _ts(value: Any) -> str:
+    if isinstance(value, datetime):
+        return value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return str(value)
+
+
+def _condition(alert: Mapping[str, Any], config: MonitorsConfig) -> str:
+    try:
+        rule = config.rule(alert["monitor"])
+    except KeyError:
+        return f"count > {alert['threshold']:g}"
+    if rule.name == "resource_deletion_outlier":
+        return f"≥ {rule.floor} in 1 h and > baseline ({alert['threshold']:.1f})"
+    return f"count > {alert['threshold']:g} in {rule.window_minutes} min"
+
+
+def alert_message(alert: Mapping[str, Any], config: MonitorsConfig | None = None) -> dict[str, Any]:
+    config = config or load_config()
+    monitor = alert["monitor"]
+    try:
+        description = config.rule(monitor).description
+    except KeyError:
+        description = ""
+    severity = str(alert.get("severity") or "critical").capitalize()
+    who = f" ({alert['group_key']})" if alert.get("group_key") else ""
+    text = (f"[{severity}] {monitor}{who}: {alert['event_count']} event(s) from {_ts(alert['first_event_at'])} "
+            f"to {_ts(alert['last_event_at'])}. Alert {alert['alert_id']}.")
+    ids = list(alert.get("activity_ids") or [])
+    shown = ", ".join(f"`{_esc(i)}`" for i in ids[:5]) + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")
+    fields = [("Monitor", f"`{_esc(monitor)}`"), ("Severity", severity),
+              ("Group", _esc(alert.get("group_key") or "—")), ("Events", str(alert["event_count"])),
+              ("Condition", _esc(_condition(alert, config))), ("First event", _ts(alert["first_event_at"])),
+              ("Last event", _ts(alert["last_event_at"])), ("Alert id", f"`{alert['alert_id']}`")]
+    blocks = [
+        {"type": "header", "text": {"type": "plain_text", "text": f"{severity}: {monitor}"[:150], "emoji": False}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": _esc(description)[:2900] or _esc(monitor)}},
+        {"type": "section", "fields": [{"type": "mrkdwn", "text": f"*{k}*\n{v}"[:2000]} for k, v in fields]},
+        {"type": "context", "elements": [{"type": "mrkdwn", "text": f"Activities: {shown or '—'}"[:2900]}]},
+    ]
+    return {"text": text, "blocks": blocks}
+
+
+def run_failure_message(*, run_id: str, job_name: str, error: str, tags: Mapping[str, str] | None = None
+                        ) -> dict[str, Any]:
+    tags = tags or {}
+    scope = tags.get("dagster/partition") or (
+        f"{tags['dagster/asset_partition_range_start']} … {tags['dagster/asset_partition_range_end']}"
+        if "dagster/asset_partition_range_start" in tags else "")
+    text = f"[Pipeline] Run {run_id} of job {job_name} failed" + (f" ({scope})" if scope else "") + f": {error}"
+    fields = [("Job", f"`{_esc(job_name)}`"), ("Run id", f"`{_esc(run_id)}`")]
+    if scope:
+        fields.append(("Partitions", _esc(scope)))
+    blocks = [
+        {"type": "header", "text": {"type": "plain_text", "text": f"Run failed: {job_name}"[:150], "emoji": False}},
+        {"type": "section", "fields": [{"type": "mrkdwn", "text": f"*{k}*\n{v}"} for k, v in fields]},
+        {"type": "section", "text": {"type": "mrkdwn", "text": f"```{_esc(error)[:2800]}```"}},
+    ]
+    return {"text": text[:3000], "blocks": blocks}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# posting
+
+@dataclass
+class PostResult:
+    ok: bool
+    status: int | None = None
+    error: str | None = None
+
+    @property
+    def retryable(self) -> bool:
+        """Worth retrying later with the same payload (receiver or network trouble)."""
+        return not self.ok and (self.status is None or self.status >= 500 or self.status in (408, 429))
+
+
+def post_json(url: str, payload: dict, timeout: float) -> PostResult:
+    try:
+        response = httpx.post(url, json=payload, timeout=timeout)
+    except httpx.HTTPError as exc:
+        # the exception text can contain the URL (a secret): report its type only
+        return PostResult(False, None, type(exc).__name__)
+    if 200 <= response.status_code < 300:
+        return PostResult(True, response.status_code)
+    return PostResult(False, response.status_code, f"HTTP {response.status_code}")
+
+
+Poster = Callable[[str, dict, float], PostResult]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the sensor tick
+
+@dataclass
+class DeliveryState:
+    unmarked: dict[str, str] = field(default_factory=dict)      # alert_id -> delivered at (iso), not yet written
+    failures: int = 0                                           # consecutive retryable failures
+    next_attempt: str | None = None                             # iso; no posting before
+    attempts: dict[str, int] = field(default_factory=dict)      # alert_id -> refused (4xx) attempts
+    given_up: list[str] = field(default_factory=list)           # refused MAX_PERMANENT_ATTEMPTS times
+    logged_until: list[str] | None = None                       # [raised_at iso, alert_id] when log-only
+
+    @classmethod
+    def parse(cls, cursor: str | None) -> "DeliveryState":
+        if not cursor:
+            return cls()
+        try:
+            data = json.loads(cursor)
+            return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+        except (ValueError, TypeError):
+            return cls()
+
+    def dump(self) -> str:
+        self.given_up = self.given_up[-1000:]
+        return json.dumps(self.__dict__, sort_keys=True)
+
+
+@dataclass
+class TickOutcome:
+    cursor: str
+    delivered: list[str] = field(default_factory=list)
+    marked: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    logged: list[str] = field(default_factory=list)
+    outbox_delivered: int = 0
+    skipped: str | None = None
+
+
+def outbox_dir(warehouse_path: str | Path) -> Path:
+    return Path(warehouse_path).parent / ".alert_outbox"
+
+
+def post_or_queue(payload: dict, warehouse_path: str | Path, settings: DeliverySettings,
+                  log: logging.Logger | Any, poster: Poster = post_json) -> str:
+    """Post a notification now; when the webhook fails, queue it for the alert sensor. Returns what happened."""
+    if not settings.webhook_url:
+        log.warning(payload["text"])
+        return "logged"
+    result = poster(settings.webhook_url, payload, settings.timeout_seconds)
+    if result.ok:
+        return "delivered"
+    box = outbox_dir(warehouse_path)
+    box.mkdir(parents=True, exist_ok=True)
+    name = f"{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%S%f')}-{uuid.uuid4().hex[:8]}.json"
+    tmp = box / (name + ".tmp")
+    tmp.write_text(json.dumps(payload))
+    tmp.rename(box / name)  # atomic: the sensor never reads half a file
+    log.warning(f"webhook failed ({result.error}); notification queued for retry")
+    return "queued"
+
+
+def deliver_alerts_tick(warehouse_path: str | Path, settings: DeliverySettings, cursor: str | None,
+                        log: logging.Logger | Any, *, now: datetime | None = None, poster: Poster = post_json,
+                        config: MonitorsConfig | None = None, lock_timeout: float = 0.5) -> TickOutcome:
+    now = now or datetime.now(timezone.utc)
+    state = DeliveryState.parse(cursor)
+    out = TickOutcome(cursor=cursor or state.dump())
+    if not Path(warehouse_path).exists():
+        out.skipped = "no warehouse yet"
+        return out
+    backing_off = bool(settings.webhook_url and state.next_attempt
+                       and datetime.fromisoformat(state.next_attempt) > now)
+    if backing_off and not state.unmarked:
+        out.skipped = f"webhook failing, next attempt at {state.next_attempt}"
+        return out
+
+    try:
+        with open_warehouse(warehouse_path, lock_timeout=lock_timeout) as conn:
+            if state.unmarked:
+                out.marked += mark_delivered(conn, {k: datetime.fromisoformat(v) for k, v in state.unmarked.items()})
+                state.unmarked = {}
+            if not settings.webhook_url:
+                if state.logged_until:
+                    ts, last_id = datetime.fromisoformat(state.logged_until[0]), state.logged_until[1]
+                    alerts = read_alerts(conn, "raised_at > $ts OR (raised_at = $ts AND alert_id > $id)",
+                                         {"ts": ts, "id": last_id}, limit=settings.max_per_tick * 10)
+                else:
+                    alerts = read_alerts(conn, "delivered_at IS NULL", limit=settings.max_per_tick * 10)
+            elif backing_off:
+                alerts = []
+            else:
+                alerts = pending_alerts(conn, settings.max_per_tick, exclude=state.given_up)
+    except WarehouseLockedError:
+        out.skipped = "warehouse busy (another process holds the DuckDB lock); next tick"
+        return out
+
+    config = config or load_config()
+    if not settings.webhook_url:
+        for alert in alerts:
+            log.warning("ALERT (no webhook configured): " + alert_message(alert, config)["text"])
+            out.logged.append(alert["alert_id"])
+            state.logged_until = [alert["raised_at"].isoformat(), alert["alert_id"]]
+        out.cursor = state.dump()
+        return out
+    if backing_off:
+        out.skipped = f"webhook failing, next attempt at {state.next_attempt}"
+        out.cursor = state.dump()
+        return out
+
+    delivered: dict[str, datetime] = {}
+    healthy = _drain_outbox(warehouse_path, settings, poster, out)
+    for alert in alerts if healthy else []:
+        payload = alert_message(alert, config)
+        result = poster(settings.webhook_url, payload, settings.timeout_seconds)
+        if not result.ok and not result.retryable:
+            result = poster(settings.webhook_url, {"text": payload["text"]}, settings.timeout_seconds)
+        if result.ok:
+            delivered[alert["alert_id"]] = datetime.now(timezone.utc)
+            state.attempts.pop(alert["alert_id"], None)
+            continue
+        out.failed.append((alert["alert_id"], result.error or "failed"))
+        if result.retryable:
+            healthy = False
+            break
+        n = state.attempts.get(alert["alert_id"], 0) + 1
+        state.attempts[alert["alert_id"]] = n
+        if n >= MAX_PERMANENT_ATTEMPTS:
+            log.error(f"alert {alert['alert_id']} refused by the webhook {n} times ({result.error}); giving up")
+            state.given_up.append(alert["alert_id"])
+            state.attempts.pop(alert["alert_id"])
+    if healthy:
+        state.failures, state.next_attempt = 0, None
+    else:
+        state.failures += 1
+        state.next_attempt = (now + settings.backoff(state.failures)).isoformat()
+        log.warning(f"webhook failing ({out.failed[-1][1] if out.failed else 'outbox'}); "
+                    f"retry after {state.next_attempt}")
+
+    out.delivered = list(delivered)
+    if delivered:
+        try:
+            with open_warehouse(warehouse_path, lock_timeout=max(lock_timeout, 2.0)) as conn:
+                out.marked += mark_delivered(conn, delivered)
+        except WarehouseLockedError:
+            # posted but not marked: remember them, mark next tick, never post them again
+            state.unmarked.update({k: v.isoformat() for k, v in delivered.items()})
+    out.cursor = state.dump()
+    return out
+
+
+def _drain_outbox(warehouse_path, settings: DeliverySettings, poster: Poster, out: TickOutcome) -> bool:
+    """Retry queued run-failure notifications, oldest first; False when the webhook is still failing."""
+    box = outbox_dir(warehouse_path)
+    if not box.is_dir():
+        return True
+    for path in sorted(box.glob("*.json")):
+        result = poster(settings.webhook_url, json.loads(path.read_text()), settings.timeout_seconds)
+        if result.ok or not result.retryable:
+            path.unlink(missing_ok=True)  # a refused payload will not be accepted later either
+            out.outbox_delivered += result.ok
+            continue
+        out.failed.append((path.name, result.error or "failed"))
+        return False
+    return True

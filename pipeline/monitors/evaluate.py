@@ -1,0 +1,403 @@
+"""SQL evaluation of the monitors over `raw.activities` (+ `enrichment.ip_geolocation`), plain DuckDB.
+
+Windows. A rule's windows have length W and end on a UTC grid of step S (15 min every 5 min; monitor 8: 1-hour
+buckets, W = S = 60 min). Window k covers [k*S - W, k*S). Evaluating the ingested range [start, end) means evaluating
+every window that overlaps it: ends in (start, end + W). For a single 5-minute partition that is the window ending at
+the partition's end (the monitors.md rule) plus the two later windows that also contain its data; those can only add
+firings when later data is already stored (partitions ingested out of order). A ranged backfill run evaluates every
+window of its range.
+
+Incidents. A window fires when its count for one group is > the threshold. Consecutive firing windows of the same
+monitor and group (ends one step apart, so overlapping or, for 1-hour buckets, adjacent) form one incident whose
+events are all matching events of that group inside those windows. A window that does not fire ends the incident:
+a later burst is a new incident.
+
+Everything set-based runs in DuckDB: matching events are extracted once per monitor (one filtered pass over
+`raw.activities`; monitor 8 also reads its candidates' 30-day history), counted per step bucket, spread to the
+windows that contain each bucket (W/S windows) and grouped into incidents with the gaps-and-islands trick. Python
+only sees incidents. The raw JSON (status codes, settings flags, unauthenticated emails) is read only for rows that
+already passed the typed-column filters: reading it is most of the cost (bench/bench_monitors.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+import duckdb
+
+from pipeline.monitors.config import MonitorsConfig, Rule
+
+US_PER_MINUTE = 60_000_000
+
+# monitors.md: first non-null of email_address, unauthenticated_email_address, admin_api_key_id, api_key_id,
+# service_account_id, ip_address. Last resort the actor type, so actors without any identifier (system, anthropic)
+# form one group per type instead of disappearing. The JSON is only read for unauthenticated actors.
+IDENTITY_SQL = """coalesce(a.actor_email_address,
+    CASE WHEN a.actor_type = 'unauthenticated_user_actor'
+         THEN json_extract_string(a.raw, '$.actor.unauthenticated_email_address') END,
+    a.actor_admin_api_key_id, a.actor_api_key_id, a.actor_service_account_id, a.ip_address, a.actor_type)"""
+
+# The same for any actor but an unauthenticated one (no JSON read).
+TYPED_IDENTITY_SQL = """coalesce(a.actor_email_address, a.actor_admin_api_key_id, a.actor_api_key_id,
+    a.actor_service_account_id, a.ip_address, a.actor_type)"""
+
+# Ungrouped monitors use the empty group internally (join keys stay non-null); alerts store NULL.
+NO_GROUP = "''"
+
+
+@dataclass
+class Incident:
+    monitor: str
+    group_key: str | None
+    first_window_end: datetime
+    last_window_end: datetime
+    first_event_at: datetime
+    last_event_at: datetime
+    activity_ids: list[str]
+    peak_count: int
+    threshold: float
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def event_count(self) -> int:
+        return len(self.activity_ids)
+
+
+@dataclass
+class MonitorResult:
+    rule: Rule
+    first_window_end: datetime | None = None   # range of evaluated window ends
+    last_window_end: datetime | None = None
+    windows_evaluated: int = 0
+    matching_events: int = 0                   # in the evaluated windows, any group
+    incidents: list[Incident] = field(default_factory=list)
+
+
+def _sql_in(values) -> str:
+    """A literal IN list: DuckDB pushes it into the scan as a filter (a subquery would be a join)."""
+    return "(" + ", ".join("'" + str(v).replace("'", "''") + "'" for v in values) + ")"
+
+
+def _span(rule: Rule, start: datetime, end: datetime) -> tuple[int, int]:
+    """First and last window index (end = k * step) of the windows overlapping [start, end)."""
+    step = rule.step_minutes * US_PER_MINUTE
+    width = rule.window_minutes * US_PER_MINUTE
+    start_us, end_us = _to_us(start), _to_us(end)
+    kmin = start_us // step + 1
+    kmax = -((-(end_us + width)) // step) - 1  # ceil((end + W) / S) - 1
+    return kmin, kmax
+
+
+def _to_us(dt: datetime) -> int:
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    delta = dt - datetime(1970, 1, 1, tzinfo=timezone.utc)
+    return (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def _from_us(us: int) -> datetime:
+    return datetime.fromtimestamp(us / 1_000_000, tz=timezone.utc)
+
+
+def _match_sql(rule: Rule) -> str:
+    """SELECT group_key, id, created_at of the rule's matching events with created_at in [$lo, $hi).
+
+    Two phases: the typed columns (time, type, actor type) select row ids, then only those rows are fetched by row
+    id - DuckDB turns `rowid IN (subquery)` into point fetches, so the wide columns (ids, the raw JSON) are read for
+    the matching rows only instead of for every vector that holds one."""
+    cheap = "a.created_at >= $lo AND a.created_at < $hi"
+    if rule.types:
+        cheap += f" AND a.type IN {_sql_in(rule.types)}"
+    if rule.exclude_types:
+        cheap += f" AND (a.type IS NULL OR a.type NOT IN {_sql_in(rule.exclude_types)})"
+    if rule.actor_types:
+        cheap += f" AND a.actor_type IN {_sql_in(rule.actor_types)}"
+
+    def fetch(select: str, where: str = cheap, extra: str = "") -> str:
+        return (f"SELECT {select}, a.id, a.created_at FROM raw.activities a "
+                f"WHERE a.rowid IN (SELECT a.rowid FROM raw.activities a WHERE {where}){extra}")
+
+    name = rule.name
+    if name == "compliance_logging_disabled":
+        flags = " OR ".join(f"lower(json_extract_string(a.raw, '$.{f}')) = 'false'" for f in rule.disabled_flags)
+        return fetch(f"{NO_GROUP} AS group_key", extra=f" AND ({flags or 'false'})")
+    if name == "embargoed_location":
+        # grouped by IP and its country (monitors.md); one row per activity even when two entries match
+        return f"""
+            SELECT DISTINCT ON (a.id) a.ip_address || '|' || x.country AS group_key, a.id, a.created_at
+            FROM raw.activities a JOIN mon_embargo_ips x ON a.ip_address = x.ip
+            WHERE {cheap}
+              AND (x.effective_from IS NULL OR a.created_at >= x.effective_from)
+              AND (x.effective_to IS NULL OR a.created_at < x.effective_to)
+            ORDER BY a.id, length(x.code) DESC, x.code"""
+    if name == "excessive_unauthorized_compliance_api":
+        # The JSON of every API call must be read, so the filter goes into the first phase. A number, its text
+        # or 401.0 all match.
+        codes = ", ".join(str(int(c)) for c in rule.status_codes) or "NULL"
+        return fetch(f"coalesce(a.actor_api_key_id, a.ip_address, {NO_GROUP}) AS group_key",
+                     where=f"{cheap} AND TRY_CAST(a.raw->>'$.status_code' AS DOUBLE) IN ({codes})")
+    if name in ("excessive_failed_auth", "resource_deletion_outlier"):
+        return _identity_rows(cheap)
+    # admin_or_platform_api_key_created, ip_restriction_deleted, org_destructive_activity, unauthenticated_activity
+    return fetch(f"{NO_GROUP} AS group_key")
+
+
+def _identity_rows(where: str, columns: str = "a.id, a.created_at") -> str:
+    """`ident AS group_key, <columns>` of the rows matching `where`; the raw JSON is read only for unauthenticated
+    actors (the only ones with an unauthenticated_email_address)."""
+    return f"""
+        SELECT {TYPED_IDENTITY_SQL} AS group_key, {columns} FROM raw.activities a
+        WHERE a.rowid IN (SELECT a.rowid FROM raw.activities a
+                          WHERE {where} AND a.actor_type IS DISTINCT FROM 'unauthenticated_user_actor')
+        UNION ALL
+        SELECT {IDENTITY_SQL} AS group_key, {columns} FROM raw.activities a
+        WHERE a.rowid IN (SELECT a.rowid FROM raw.activities a
+                          WHERE {where} AND a.actor_type = 'unauthenticated_user_actor')"""
+
+
+def _prepare_embargo(conn: duckdb.DuckDBPyConnection, config: MonitorsConfig) -> None:
+    conn.execute("CREATE OR REPLACE TEMP TABLE mon_embargo (code VARCHAR, effective_from TIMESTAMPTZ, "
+                 "effective_to TIMESTAMPTZ)")
+    if config.embargo:
+        conn.executemany("INSERT INTO mon_embargo VALUES (?, ?, ?)",
+                         [(e.code, e.effective_from, e.effective_to) for e in config.embargo])
+    # Private, reserved, invalid and unknown addresses never match (monitors.md); `found` is false for all of them.
+    conn.execute("""
+        CREATE OR REPLACE TEMP TABLE mon_embargo_ips AS
+        SELECT DISTINCT g.ip, e.code, e.effective_from, e.effective_to, upper(g.country_iso) AS country
+        FROM enrichment.ip_geolocation g
+        JOIN mon_embargo e ON e.code = upper(g.country_iso) OR e.code = upper(g.subdivision_iso)
+        WHERE g.found AND coalesce(g.is_valid, true)
+          AND NOT coalesce(g.is_private, false) AND NOT coalesce(g.is_reserved, false)
+    """)
+
+
+def _tables_exist(conn: duckdb.DuckDBPyConnection) -> bool:
+    names = {r[0] for r in conn.execute(
+        "SELECT schema_name || '.' || table_name FROM duckdb_tables() WHERE NOT temporary").fetchall()}
+    return {"raw.activities", "enrichment.ip_geolocation"} <= names
+
+
+def evaluate(conn: duckdb.DuckDBPyConnection, config: MonitorsConfig, start: datetime, end: datetime,
+             monitors: list[str] | None = None) -> dict[str, MonitorResult]:
+    """Evaluate the (enabled, selected) monitors over every window overlapping [start, end)."""
+    rules = [r for r in config.enabled_rules if monitors is None or r.name in monitors]
+    results = {r.name: MonitorResult(rule=r) for r in rules}
+    if not rules or not _tables_exist(conn):
+        return results
+    conn.execute("""CREATE OR REPLACE TEMP TABLE mon_rules (monitor VARCHAR, step_us BIGINT, span INTEGER,
+                    threshold DOUBLE, kmin BIGINT, kmax BIGINT)""")
+    conn.execute("CREATE OR REPLACE TEMP TABLE mon_events (monitor VARCHAR, group_key VARCHAR, id VARCHAR, "
+                 "created_at TIMESTAMPTZ, bucket BIGINT)")
+    if any(r.name == "embargoed_location" for r in rules):
+        _prepare_embargo(conn, config)
+    for rule in rules:
+        kmin, kmax = _span(rule, start, end)
+        step = rule.step_minutes * US_PER_MINUTE
+        width = rule.window_minutes * US_PER_MINUTE
+        # monitor 8: the floor (count >= floor) is count > floor - 1; the baseline raises it per actor and hour
+        base = rule.floor - 1 if rule.name == "resource_deletion_outlier" else rule.threshold
+        conn.execute("INSERT INTO mon_rules VALUES (?, ?, ?, ?, ?, ?)",
+                     [rule.name, step, rule.windows_per_span, base, kmin, kmax])
+        res = results[rule.name]
+        res.first_window_end, res.last_window_end = _from_us(kmin * step), _from_us(kmax * step)
+        res.windows_evaluated = kmax - kmin + 1
+        conn.execute(f"""
+            INSERT INTO mon_events
+            SELECT $monitor, m.group_key, m.id, m.created_at, epoch_us(m.created_at) // $step
+            FROM ({_match_sql(rule)}) m
+        """, {"monitor": rule.name, "step": step, "lo": _from_us(kmin * step - width), "hi": _from_us(kmax * step)})
+
+    conn.execute("""
+        CREATE OR REPLACE TEMP TABLE mon_windows AS
+        SELECT monitor, group_key, k, sum(n) AS cnt
+        FROM (SELECT b.monitor, b.group_key, b.n, b.bucket + unnest(range(1, r.span + 1)) AS k
+              FROM (SELECT monitor, group_key, bucket, count(*) AS n FROM mon_events GROUP BY ALL) b
+              JOIN mon_rules r USING (monitor))
+        GROUP BY ALL
+    """)
+    conn.execute("CREATE OR REPLACE TEMP TABLE mon_thresholds (monitor VARCHAR, group_key VARCHAR, k BIGINT, "
+                 "threshold DOUBLE, mean DOUBLE, stddev DOUBLE, history_hours BIGINT)")
+    if "resource_deletion_outlier" in results:
+        _deletion_baselines(conn, results["resource_deletion_outlier"].rule)
+
+    for name, n in conn.execute("""
+            SELECT e.monitor, count(*) FROM mon_events e JOIN mon_rules r USING (monitor)
+            WHERE e.bucket >= r.kmin - r.span AND e.bucket <= r.kmax - 1 GROUP BY 1""").fetchall():
+        results[name].matching_events = n
+
+    rows = conn.execute("""
+        WITH firing AS (
+            SELECT w.monitor, w.group_key, w.k, w.cnt,
+                   coalesce(t.threshold, r.threshold) AS threshold, t.mean, t.stddev, t.history_hours
+            FROM mon_windows w JOIN mon_rules r USING (monitor)
+            LEFT JOIN mon_thresholds t USING (monitor, group_key, k)
+            WHERE w.k BETWEEN r.kmin AND r.kmax AND w.cnt > coalesce(t.threshold, r.threshold)
+        ), islands AS (
+            SELECT *, k - row_number() OVER (PARTITION BY monitor, group_key ORDER BY k) AS island FROM firing
+        ), incidents AS (
+            SELECT monitor, group_key, island, min(k) AS k0, max(k) AS k1, max(cnt) AS peak,
+                   arg_min(threshold, k) AS threshold, arg_min(mean, k) AS mean, arg_min(stddev, k) AS stddev,
+                   arg_min(history_hours, k) AS history_hours
+            FROM islands GROUP BY ALL
+        )
+        SELECT i.monitor, i.group_key, i.k0 * r.step_us, i.k1 * r.step_us, min(e.created_at), max(e.created_at),
+               list(e.id ORDER BY e.created_at, e.id), i.peak, i.threshold, i.mean, i.stddev, i.history_hours
+        FROM incidents i JOIN mon_rules r USING (monitor)
+        JOIN mon_events e ON e.monitor = i.monitor AND e.group_key = i.group_key
+                         AND e.bucket BETWEEN i.k0 - r.span AND i.k1 - 1
+        GROUP BY ALL
+        ORDER BY 1, 5, 2
+    """).fetchall()
+    for (name, group, w0, w1, first, last, ids, peak, threshold, mean, stddev, history) in rows:
+        details: dict[str, Any] = {}
+        if mean is not None:
+            details = {"baseline_mean": round(mean, 4), "baseline_stddev": round(stddev, 4),
+                       "history_hours": int(history)}
+        elif name == "resource_deletion_outlier":
+            details = {"history_hours_below": results[name].rule.min_history_hours, "floor_only": True}
+        results[name].incidents.append(Incident(
+            monitor=name, group_key=group or None, first_window_end=_from_us(w0), last_window_end=_from_us(w1),
+            first_event_at=first, last_event_at=last, activity_ids=list(ids), peak_count=int(peak),
+            threshold=float(threshold), details=details))
+    conn.execute("; ".join(f"DROP TABLE IF EXISTS {t}" for t in (
+        "mon_rules", "mon_events", "mon_windows", "mon_thresholds", "mon_embargo", "mon_embargo_ips")))
+    return results
+
+
+def _deletion_baselines(conn: duckdb.DuckDBPyConnection, rule: Rule) -> None:
+    """Per candidate (actor, hour) with count >= floor: mean and population stddev of the actor's hourly deletion
+    counts over the previous `baseline_days`, zero hours included, counted from the hour of the actor's first seen
+    activity (any type). Only candidates with at least `min_history_hours` of history get a row (floor alone
+    otherwise)."""
+    name = rule.name
+    hour = rule.step_minutes * US_PER_MINUTE  # the bucket (1 hour by default)
+    baseline = rule.baseline_days * 24 * 60 // rule.step_minutes  # buckets of history
+    conn.execute("""
+        CREATE OR REPLACE TEMP TABLE m8_cand AS
+        SELECT w.group_key, w.k FROM mon_windows w JOIN mon_rules r USING (monitor)
+        WHERE w.monitor = $name AND w.k BETWEEN r.kmin AND r.kmax AND w.cnt >= $floor
+    """, {"name": name, "floor": rule.floor})
+    bounds = conn.execute("SELECT min(k), max(k) FROM m8_cand").fetchone()
+    if bounds[0] is None:
+        conn.execute("DROP TABLE m8_cand")
+        return
+    kmin, kmax = bounds
+    # Window k is the bucket [(k-1)*S, k*S); its history is the `baseline` buckets before it.
+    hist_lo, hist_hi = _from_us((kmin - 1 - baseline) * hour), _from_us((kmax - 1) * hour)
+    cands = [r[0] for r in conn.execute("SELECT DISTINCT group_key FROM m8_cand ORDER BY 1").fetchall()]
+    in_cands = _sql_in(cands)
+    # A typed identity is the email when there is one: a filter on that one column (pushed into the scan) leaves
+    # the identity expression to the candidates' rows and the few rows without an email.
+    typed = (f"a.actor_type IS DISTINCT FROM 'unauthenticated_user_actor' "
+             f"AND (a.actor_email_address IN {in_cands} OR a.actor_email_address IS NULL)")
+    # First seen: the earliest activity of the actor, whatever its type, bounded below by the oldest history any
+    # candidate can use (an actor seen before that has a full baseline anyway). Actors other than unauthenticated
+    # ones are found from the typed columns alone; unauthenticated rows (whose identity may be in the JSON) are
+    # read only where they could move a first-seen earlier: before the typed first-seen of an actor whose history
+    # is not yet full.
+    params = {"lo": hist_lo, "hi": _from_us(kmax * hour)}
+    conn.execute(f"""
+        CREATE OR REPLACE TEMP TABLE m8_first AS
+        SELECT ident AS group_key, min(created_at) AS first_seen
+        FROM (SELECT {TYPED_IDENTITY_SQL} AS ident, a.created_at FROM raw.activities a
+              WHERE a.created_at >= $lo AND a.created_at < $hi AND {typed})
+        WHERE ident IN {in_cands}
+        GROUP BY 1
+    """, params)
+    open_end = conn.execute(f"""
+        SELECT max(coalesce(f.first_seen, $hi)) FROM m8_cand c LEFT JOIN m8_first f USING (group_key)
+        WHERE f.first_seen IS NULL OR epoch_us(f.first_seen) // {hour} > c.k - 1 - {baseline}
+    """, {"hi": params["hi"]}).fetchone()[0]
+    if open_end is not None:
+        conn.execute(f"""
+            INSERT INTO m8_first
+            SELECT group_key, min(created_at) FROM ({_identity_rows(
+                "a.created_at >= $lo AND a.created_at < $open_end", "a.created_at")})
+            WHERE group_key IN {in_cands} AND created_at < $open_end
+            GROUP BY 1
+        """, {"lo": hist_lo, "open_end": open_end})
+        conn.execute("CREATE OR REPLACE TEMP TABLE m8_first AS SELECT group_key, min(first_seen) AS first_seen "
+                     "FROM m8_first GROUP BY 1")
+    # Hourly deletion counts: the evaluated span is already in mon_events; only older history is read.
+    span_lo = conn.execute("SELECT min(created_at) FROM mon_events WHERE monitor = $name", {"name": name}
+                           ).fetchone()[0]
+    older_hi = min(hist_hi, span_lo) if span_lo is not None else hist_hi
+    older = ""
+    if hist_lo < older_hi:
+        deletions = f"a.type IN {_sql_in(rule.types)} AND a.created_at >= $lo AND a.created_at < $older_hi"
+        older = f"""UNION ALL
+            SELECT ident, created_at FROM (SELECT {TYPED_IDENTITY_SQL} AS ident, a.created_at FROM raw.activities a
+                                           WHERE {deletions} AND {typed})
+            WHERE ident IN {in_cands}
+            UNION ALL
+            SELECT ident, created_at FROM (SELECT {IDENTITY_SQL} AS ident, a.created_at FROM raw.activities a
+                WHERE a.rowid IN (SELECT a.rowid FROM raw.activities a
+                                  WHERE {deletions} AND a.actor_type = 'unauthenticated_user_actor'))
+            WHERE ident IN {in_cands}"""
+    conn.execute(f"""
+        CREATE OR REPLACE TEMP TABLE m8_hist AS
+        SELECT group_key, epoch_us(created_at) // $hour AS h, count(*) AS n
+        FROM (SELECT group_key, created_at FROM mon_events
+              WHERE monitor = $name AND group_key IN {in_cands} AND created_at >= $lo AND created_at < $hi
+              {older})
+        GROUP BY ALL
+    """, {"hour": hour, "lo": hist_lo, "hi": hist_hi, "name": name,
+          **({"older_hi": older_hi} if older else {})})
+    conn.execute("""
+        INSERT INTO mon_thresholds
+        WITH c AS (
+            SELECT c.group_key, c.k,
+                   least($baseline, greatest(0, (c.k - 1) - epoch_us(f.first_seen) // $hour)) AS n_hours
+            FROM m8_cand c JOIN m8_first f USING (group_key)
+        ), s AS (
+            SELECT c.group_key, c.k, c.n_hours, coalesce(sum(h.n), 0) AS s1, coalesce(sum(h.n * h.n), 0) AS s2
+            FROM c LEFT JOIN m8_hist h
+              ON h.group_key = c.group_key AND h.h >= c.k - 1 - c.n_hours AND h.h < c.k - 1
+            GROUP BY ALL
+        ), stats AS (
+            SELECT group_key, k, n_hours, s1 / n_hours AS mean,
+                   sqrt(greatest(s2 / n_hours - (s1 / n_hours) ^ 2, 0)) AS stddev
+            FROM s WHERE n_hours >= $min_hours AND n_hours > 0
+        )
+        SELECT $name, group_key, k, greatest($floor - 1, mean + $sigmas * stddev), mean, stddev, n_hours FROM stats
+    """, {"baseline": baseline, "hour": hour, "min_hours": rule.min_history_hours * 60 // rule.step_minutes,
+          "name": name, "floor": rule.floor, "sigmas": rule.sigmas})
+    conn.execute("DROP TABLE m8_cand; DROP TABLE m8_first; DROP TABLE m8_hist")
+
+
+def sample_events(conn: duckdb.DuckDBPyConnection, incidents: list[Incident], limit: int = 10
+                  ) -> list[dict[str, Any]]:
+    """The first events of the earliest incidents, oldest first, with what a responder needs to read them.
+
+    One small time-bounded lookup per incident (DuckDB skips the other row groups by their min/max created_at),
+    rather than an id lookup over the whole table: this runs after every check on a table that only grows."""
+    parts, params, taken = [], {}, 0
+    for n, inc in enumerate(sorted(incidents, key=lambda i: i.first_event_at)):
+        ids = inc.activity_ids[:limit - taken]
+        taken += len(ids)
+        parts.append(f"SELECT rowid FROM raw.activities WHERE created_at >= $lo{n} AND created_at <= $hi{n} "
+                     f"AND id IN {_sql_in(ids)}")
+        params.update({f"lo{n}": inc.first_event_at, f"hi{n}": inc.last_event_at})
+        if taken >= limit:
+            break
+    if not parts:
+        return []
+    rows = conn.execute(f"""
+        SELECT a.id, a.created_at, a.type, a.actor_type, {IDENTITY_SQL} AS actor, a.ip_address
+        FROM raw.activities a WHERE a.rowid IN ({" UNION ALL ".join(parts)})
+        ORDER BY a.created_at, a.id
+    """, params).fetchall()
+    ips = sorted({r[5] for r in rows if r[5]})
+    geo = {ip: (c, sub) for ip, c, sub in conn.execute(f"""
+        SELECT ip, any_value(country_iso), any_value(subdivision_iso) FROM enrichment.ip_geolocation
+        WHERE ip IN {_sql_in(ips)} GROUP BY ip""").fetchall()} if ips else {}
+    keys = ("id", "created_at", "type", "actor_type", "actor", "ip_address")
+    out = []
+    for r in rows[:limit]:
+        event = {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in zip(keys, r)}
+        event["country"], event["region"] = geo.get(r[5], (None, None))
+        out.append(event)
+    return out

@@ -1,0 +1,182 @@
+"""The serving file: complete copies of the marts, atomic replacement, readers never see half a publish and never
+block the pipeline, and a storage format DuckDB 1.x clients open."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pytest
+
+from pipeline.defs.serve.assets import marts_file
+from pipeline.defs.transform.assets import MART_ASSET_KEYS, dbt_activity_marts
+from pipeline.serving.publish import STORAGE_VERSION, publish
+from tests.transform.marts_build import resources
+
+MARTS = sorted(k.path[-1] for k in MART_ASSET_KEYS)
+
+
+def table_counts(path: Path, schema: str = "main") -> dict[str, int]:
+    with duckdb.connect(str(path), read_only=True) as conn:
+        names = [r[0] for r in conn.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE schema_name = ? AND database_name = current_database()",
+            [schema]).fetchall()]
+        return {n: conn.execute(f'SELECT count(*) FROM {schema}."{n}"').fetchone()[0] for n in names}
+
+
+def test_publish_copies_every_mart_completely(built, tmp_path):
+    result = publish(built.warehouse, tmp_path / "marts.duckdb", include_message_text=True)
+    assert set(table_counts(built.warehouse, "marts")) == set(MARTS)
+    assert table_counts(tmp_path / "marts.duckdb") == table_counts(built.warehouse, "marts")
+    assert result.tables == {f"main.{k}": v for k, v in table_counts(built.warehouse, "marts").items()}
+    with duckdb.connect(str(tmp_path / "marts.duckdb"), read_only=True) as conn:
+        info = conn.execute("SELECT count(*), count(DISTINCT published_at), any_value(storage_version) "
+                            "FROM serving.published_tables").fetchone()
+        # default file name: catalog "marts", so `marts.<table>` resolves too (no schema of that name)
+        assert conn.execute("SELECT count(*) FROM marts.activity_overview").fetchone()[0] == \
+            result.tables["main.activity_overview"]
+    assert info == (len(MARTS), 1, STORAGE_VERSION)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".marts.duckdb.shadow", "marts.duckdb"], \
+        "no temporary file or WAL left behind"
+
+
+def test_publish_copies_only_the_buckets_a_dbt_run_rewrote(built, tmp_path):
+    import shutil
+
+    warehouse = tmp_path / "warehouse.duckdb"
+    shutil.copyfile(built.warehouse, warehouse)
+    serving = tmp_path / "bi" / "marts.duckdb"
+    first = publish(warehouse, serving, include_message_text=True)
+    assert set(first.copied.values()) == {"full"}
+    assert set(publish(warehouse, serving, include_message_text=True).copied.values()) <= {"unchanged", "full"}
+    with duckdb.connect(str(warehouse)) as conn:  # what an incremental dbt run does to a window: rewrite, delete
+        conn.execute("UPDATE marts.activity_overview SET dbt_invocation_id = 'next-run', outcome = 'unknown' "
+                     "WHERE created_5min IN ('2026-11-02 10:00+00', '2026-11-02 10:05+00')")
+        conn.execute("DELETE FROM marts.claude_usage WHERE created_5min = '2026-11-02 11:00+00'")
+    again = publish(warehouse, serving, include_message_text=True)
+    assert again.copied["main.activity_overview"] == "2 buckets"
+    assert again.copied["main.claude_usage"] == "1 buckets"
+    assert again.copied["main.billing_monitoring"] == "unchanged"
+    with duckdb.connect(str(warehouse), read_only=True) as wh, duckdb.connect(str(serving), read_only=True) as bi:
+        for table in ("activity_overview", "claude_usage"):
+            assert bi.execute(f"SELECT * FROM {table} ORDER BY activity_id").fetchall() == \
+                wh.execute(f"SELECT * FROM marts.{table} ORDER BY activity_id").fetchall()
+
+
+def test_serve_asset_publishes_after_the_marts(built, tmp_path):
+    target = tmp_path / "bi" / "marts.duckdb"
+    result = dg.materialize([dbt_activity_marts, marts_file], resources=resources(built.base_url, built.warehouse),
+                            selection=[marts_file],
+                            run_config={"ops": {"serve__marts_file": {"config": {"serving_path": str(target)}}}})
+    assert result.success
+    meta = result.asset_materializations_for_node("serve__marts_file")[0].metadata
+    assert meta["tables"].value == len(MARTS)
+    assert table_counts(target)["activity_overview"] > 0
+
+
+COMPLETE = textwrap.dedent("""
+    def complete(conn):
+        # a complete snapshot: every table holds exactly the rows the publish recorded for it
+        expected = dict(conn.execute(
+            "SELECT table_name, row_count FROM serving.published_tables").fetchall())
+        assert len(expected) >= 17, expected
+        for table, rows in expected.items():
+            got = conn.execute(f'SELECT count(*) FROM main."{table}"').fetchone()[0]
+            assert got == rows, (table, got, rows)
+        return conn.execute("SELECT max(published_at)::VARCHAR FROM serving.published_tables").fetchone()[0]
+""")
+
+READER = COMPLETE + textwrap.dedent("""
+    import sys, duckdb
+    held = duckdb.connect(sys.argv[1], read_only=True)      # kept open (read-only lock) through every publish
+    first = complete(held)
+    print("READY", flush=True)
+    checks = 0
+    while sys.stdin.readline().strip() != "STOP":            # one line per publish from the test
+        assert complete(held) == first, "the held connection must keep its snapshot"
+        checks += 1
+        print("CHECKED", flush=True)
+    print(f"OK {checks}", flush=True)
+""")
+
+
+def test_reader_holding_the_file_never_blocks_publishes_and_always_sees_a_complete_snapshot(built, tmp_path):
+    scope: dict = {}
+    exec(COMPLETE, scope)  # the same completeness check, for readers that open the file after each publish
+    complete = scope["complete"]
+    serving = tmp_path / "marts.duckdb"
+    publish(built.warehouse, serving, include_message_text=False)
+    reader = subprocess.Popen([sys.executable, "-c", READER, str(serving)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    snapshots = set()
+    try:
+        assert reader.stdout.readline().strip() == "READY", reader.stderr.read()
+        for _ in range(20):
+            # The reader holds a read-only DuckDB lock on the serving file the whole time: a publisher that opened
+            # the file would fail here with "Could not set lock"; this one never opens it.
+            publish(built.warehouse, serving, include_message_text=False)
+            reader.stdin.write("NEXT\n")
+            reader.stdin.flush()
+            assert reader.stdout.readline().strip() == "CHECKED", reader.stderr.read()
+            with duckdb.connect(str(serving), read_only=True) as fresh:  # a new reader: the new, complete snapshot
+                snapshots.add(complete(fresh))
+        reader.stdin.write("STOP\n")
+        reader.stdin.flush()
+        out, err = reader.communicate(timeout=60)
+    finally:
+        if reader.poll() is None:
+            reader.kill()
+    assert reader.returncode == 0, err
+    assert out.split() == ["OK", "20"]
+    assert len(snapshots) == 20
+
+
+def _duckdb1_python() -> str | None:
+    """A Python with DuckDB 1.x to check the format with a real 1.x reader, e.g. a throwaway venv:
+    python -m venv /tmp/duckdb1 && /tmp/duckdb1/bin/pip install duckdb==1.4.4;  DUCKDB1_PYTHON=/tmp/duckdb1/bin/python
+    """
+    return os.environ.get("DUCKDB1_PYTHON")
+
+
+@pytest.mark.skipif(_duckdb1_python() is None, reason="set DUCKDB1_PYTHON to a Python with duckdb 1.x installed")
+def test_duckdb_1x_opens_the_serving_file(built, tmp_path):
+    serving = tmp_path / "marts.duckdb"
+    publish(built.warehouse, serving, include_message_text=True)
+    script = textwrap.dedent("""
+        import sys, duckdb
+        conn = duckdb.connect(sys.argv[1], read_only=True)
+        print(duckdb.__version__, conn.execute("SELECT count(*) FROM activity_overview").fetchone()[0],
+              conn.execute("SELECT count(*) FROM search_messages('the')").fetchone()[0] >= 0)
+    """)
+    out = subprocess.run([_duckdb1_python(), "-c", script, str(serving)], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    version, rows, searched = out.stdout.split()
+    assert version.startswith("1.") and int(rows) == table_counts(serving)["activity_overview"] and searched == "True"
+
+
+def _format_version(path: Path) -> int:
+    """The storage version number in a DuckDB file header (64 = the v1.0.0 format; DuckDB 1.4 reads 64-67)."""
+    with open(path, "rb") as fh:
+        header = fh.read(20)
+    assert header[8:12] == b"DUCK"
+    return int.from_bytes(header[12:20], "little")
+
+
+def test_serving_file_uses_the_duckdb_1_storage_format(built, tmp_path):
+    serving = tmp_path / "marts.duckdb"
+    publish(built.warehouse, serving, include_message_text=False)
+    with duckdb.connect() as conn:
+        conn.execute(f"ATTACH '{serving}' AS s (READ_ONLY)")
+        tags = conn.execute("SELECT tags FROM duckdb_databases() WHERE database_name = 's'").fetchone()[0]
+    assert tags["storage_version"] == "v1.0.0+"
+    assert _format_version(serving) == 64
+    # what DuckDB 2.x writes by default, and why the version is pinned: beyond what any DuckDB 1.x reads
+    plain = tmp_path / "plain.duckdb"
+    with duckdb.connect(str(plain)) as conn:
+        conn.execute("CREATE TABLE t AS SELECT 1 AS x")
+    assert _format_version(plain) > 67

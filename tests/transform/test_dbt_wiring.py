@@ -1,0 +1,154 @@
+"""Dagster wiring of the dbt project: the pure arg builder, lineage, checks, the seed's freshness."""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+from datetime import datetime, timedelta, timezone
+
+import dagster as dg
+import duckdb
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+
+from pipeline.config import PROJECT_ROOT
+from pipeline.defs.transform.assets import (
+    MART_ASSET_KEYS,
+    UNIT_TEST_SPECS,
+    build_dbt_args,
+    dbt_activity_marts,
+    dbt_reference,
+    dbt_unit_tests,
+    dbt_vars,
+)
+from pipeline.defs.transform.automation import marts_request_for
+from tests.transform.marts_build import copy_warehouse, resources
+
+UTC = timezone.utc
+START, END = datetime(2026, 11, 3, 10, 5, tzinfo=UTC), datetime(2026, 11, 3, 10, 10, tzinfo=UTC)
+
+
+def test_partition_window_becomes_dbt_vars_with_the_lookback():
+    assert dbt_vars(START, END, timedelta(minutes=60)) == {"min_date": "2026-11-03T09:05:00+00:00",
+                                                           "max_date": "2026-11-03T10:10:00+00:00"}
+    args = build_dbt_args((START, END), lookback=timedelta(minutes=15))
+    assert args == ["build", "--vars",
+                    '{"max_date": "2026-11-03T10:10:00+00:00", "min_date": "2026-11-03T09:50:00+00:00"}']
+
+
+def test_full_refresh_drops_the_window():
+    assert build_dbt_args((START, END), full_refresh=True) == ["build", "--full-refresh"]
+    assert build_dbt_args(None) == ["build"]
+
+
+def test_dbt_project_declares_the_var_defaults():
+    text = (PROJECT_ROOT / "dbt_project" / "dbt_project.yml").read_text()
+    assert 'min_date: "2000-01-01T00:00:00+00:00"' in text and 'max_date: "9999-12-31T00:00:00+00:00"' in text
+
+
+def test_marts_run_follows_the_ingested_partition_or_range():
+    single = dg.DagsterRun(job_name="ingest_activities", run_id="r1", tags={"dagster/partition": "2026-11-03-10:05"})
+    assert marts_request_for(single).partition_key == "2026-11-03-10:05"
+    ranged = dg.DagsterRun(job_name="ingest_activities", run_id="r2",
+                           tags={ASSET_PARTITION_RANGE_START_TAG: "2026-11-03-09:00",
+                                 ASSET_PARTITION_RANGE_END_TAG: "2026-11-03-09:55"})
+    request = marts_request_for(ranged)
+    assert request.tags[ASSET_PARTITION_RANGE_START_TAG] == "2026-11-03-09:00"
+    assert request.run_key == "marts-after-r2"
+    assert marts_request_for(dg.DagsterRun(job_name="x", run_id="r3", tags={})) is None
+
+
+def test_partitioned_dbt_assets_match_the_ingestion_and_run_in_pool_duckdb():
+    from pipeline.defs.ingest.partitions import activity_partitions
+
+    assert dbt_activity_marts.partitions_def == activity_partitions
+    assert dbt_activity_marts.op.pool == dbt_reference.op.pool == "duckdb"
+    assert len(MART_ASSET_KEYS) == 17
+    assert set(MART_ASSET_KEYS) <= set(dbt_activity_marts.keys)
+
+
+def test_one_lineage_from_raw_assets_to_every_mart():
+    from pipeline.definitions import defs
+
+    graph = defs().resolve_asset_graph()
+
+    def ancestors(key):
+        seen, todo = set(), [key]
+        while todo:
+            for parent in graph.get(todo.pop()).parent_keys:
+                if parent not in seen:
+                    seen.add(parent)
+                    todo.append(parent)
+        return seen
+
+    raw_activities, raw_chats = dg.AssetKey(["raw", "activities"]), dg.AssetKey(["raw", "chats"])
+    chats = dg.AssetKey(["marts", "chats"])
+    for mart in MART_ASSET_KEYS:
+        assert (raw_chats if mart == chats else raw_activities) in ancestors(mart), mart
+    serve = dg.AssetKey(["serve", "marts_file"])
+    assert set(MART_ASSET_KEYS) <= graph.get(serve).parent_keys
+
+
+def test_dbt_tests_are_asset_checks():
+    checks = {(k.asset_key.to_user_string(), k.name) for k in dbt_activity_marts.check_keys | dbt_reference.check_keys}
+    assert ("marts/activity_overview", "unique_activity_overview_activity_id") in checks
+    assert ("marts/activity_overview", "relationships_activity_overview_activity_id__activity_id__ref_int_activities_") \
+        in checks
+    assert ("intermediate/int_activities", "accepted_values_int_activities_outcome__success__failure__unknown") in checks
+    assert ("intermediate/int_activity_types", "not_null_int_activity_types_category") in checks
+    names = {spec.name for spec in UNIT_TEST_SPECS.values()}
+    assert {"categorisation_of_known_unknown_and_uncategorized_types",
+            "actor_identity_takes_the_first_known_identifier", "outcome_from_catalog_status_code_and_result_fields",
+            "embargo_by_country_region_and_effective_date_never_for_private_ips",
+            "user_agent_parsed_fields_and_unknown_clients"} <= names
+
+
+def test_dbt_unit_tests_run_as_asset_checks(built, tmp_path):
+    warehouse = copy_warehouse(built, tmp_path)
+    result = dg.materialize([dbt_activity_marts, dbt_reference, dbt_unit_tests],
+                            resources=resources(built.base_url, warehouse),
+                            selection=dg.AssetSelection.checks(dbt_unit_tests))
+    assert result.success
+    evaluations = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+    assert evaluations == {spec.name: True for spec in UNIT_TEST_SPECS.values()}
+
+
+def test_activity_catalog_seed_is_generated_from_the_tsv_and_rules():
+    out = subprocess.run([sys.executable, str(PROJECT_ROOT / "dbt_project" / "scripts" / "build_activity_catalog.py"),
+                          "--check"], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    with open(PROJECT_ROOT / "simulator" / "data" / "activity_types.tsv") as fh:
+        known = {r["type"] for r in csv.DictReader(fh, delimiter="\t")}
+    with open(PROJECT_ROOT / "dbt_project" / "seeds" / "activity_catalog.csv") as fh:
+        rows = {r["event_type"]: r for r in csv.DictReader(fh)}
+    assert set(rows) == known and len(known) == 514
+    assert "uncategorized" not in {r["category"] for r in rows.values()}
+    assert rows["compliance_api_accessed"]["dashboards"] == "compliance_api_access"
+    assert rows["sso_login_failed"]["outcome"] == "failure"
+    assert set(rows["session_share_created"]["dashboards"].split()) == {"session_management",
+                                                                         "data_access_exfiltration"}
+    assert rows["org_ip_restriction_deleted"]["dashboards"] == "org_policy_config"  # org_* fallback
+    assert rows["org_sso_toggled"]["dashboards"] == "sso_directory_sync"             # specific beats fallback
+
+
+def test_dbt_exposures_name_the_16_dashboards():
+    import json
+
+    from pipeline.defs.transform.project import dbt_project
+
+    manifest = json.loads(dbt_project.manifest_path.read_text())
+    exposures = {e["name"]: e for e in manifest["exposures"].values()}
+    assert len(exposures) == 16
+    for exposure in exposures.values():
+        assert exposure["type"] == "dashboard" and exposure["depends_on"]["nodes"]
+
+
+def test_fresh_warehouse_builds_before_any_alert_or_chat_exists(tmp_path):
+    """dbt builds on a warehouse with no data at all (no monitors.alerts, no chats): empty marts, no failure."""
+    warehouse = tmp_path / "empty.duckdb"
+    result = dg.materialize([dbt_activity_marts], resources=resources("http://127.0.0.1:9", warehouse),
+                            partition_key="2026-11-03-00:00")
+    assert result.success
+    with duckdb.connect(str(warehouse), read_only=True) as conn:
+        assert conn.execute("SELECT count(*) FROM marts.alerts").fetchone()[0] == 0
+        assert conn.execute("SELECT count(*) FROM marts.chats").fetchone()[0] == 0
