@@ -55,11 +55,16 @@ def repull_range(now: datetime, lag: timedelta, span: timedelta) -> tuple[str, s
     description="Every 5 minutes: the window that closed LAG minutes ago.",
 )
 def activities_every_5_minutes(context: dg.ScheduleEvaluationContext):
-    end = last_closed_window_end(context.scheduled_execution_time, timedelta(minutes=LAG_MINUTES))
+    return latest_window_request(context.scheduled_execution_time, run_key_prefix="")
+
+
+def latest_window_request(now: datetime, run_key_prefix: str) -> dg.RunRequest | dg.SkipReason:
+    """A run of the window that closed LAG minutes before `now` (one run key per window: never twice)."""
+    end = last_closed_window_end(now, timedelta(minutes=LAG_MINUTES))
     key = (end - WINDOW).strftime(PARTITION_FORMAT)
     if end - WINDOW < activity_partitions.start:
         return dg.SkipReason(f"window {key} is before the first partition")
-    return dg.RunRequest(partition_key=key, run_key=key)
+    return dg.RunRequest(partition_key=key, run_key=f"{run_key_prefix}{key}")
 
 
 @dg.schedule(
@@ -91,11 +96,7 @@ def activities_late_repull(context: dg.ScheduleEvaluationContext):
     description="Every 5 minutes: chats updated in the window that closed LAG minutes ago.",
 )
 def chats_every_5_minutes(context: dg.ScheduleEvaluationContext):
-    end = last_closed_window_end(context.scheduled_execution_time, timedelta(minutes=LAG_MINUTES))
-    key = (end - WINDOW).strftime(PARTITION_FORMAT)
-    if end - WINDOW < activity_partitions.start:
-        return dg.SkipReason(f"window {key} is before the first partition")
-    return dg.RunRequest(partition_key=key, run_key=f"chats-{key}")
+    return latest_window_request(context.scheduled_execution_time, run_key_prefix="chats-")
 
 
 directory_daily = dg.ScheduleDefinition(
