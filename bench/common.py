@@ -39,7 +39,8 @@ def run_child(module: str, *args: str, env: dict | None = None, timeout: float =
     out = subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True, timeout=timeout,
                          env={**os.environ, **(env or {})})
     if out.returncode != 0:
-        raise RuntimeError(f"{module} failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}")
+        errors = [line for line in out.stderr.splitlines() if "Error" in line or "Exception" in line]
+        raise RuntimeError(f"{module} failed: {' | '.join(errors[-3:])}\n{out.stderr[-2000:]}")
     result = json.loads(out.stdout.strip().splitlines()[-1])
     result.setdefault("wall_seconds", time.monotonic() - started)
     return result
