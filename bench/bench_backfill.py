@@ -12,8 +12,8 @@ from dagster import DagsterInstance
 from dagster._core.instance.ref import InstanceRef
 
 from bench.common import FULL_KEY, report
+from pipeline.demo.dagster_dev import DagsterDev
 from simulator.process import SimulatorProcess
-from tests.support.dagster_dev import DagsterDev
 
 DAYS = int(os.environ.get("BENCH_BACKFILL_DAYS", "30"))
 

@@ -1,5 +1,6 @@
 """The same load done by dlt's REST API source into DuckDB, configured as a typical user would (used by
-bench_ingest). Args: base_url, duckdb path, gte, lt, max_table_nesting ('default' or a number)."""
+bench_ingest). Args: base_url, duckdb path, gte, lt, max_table_nesting ('default' or a number), loader file format
+('default' = dlt's insert_values for DuckDB, or e.g. 'parquet')."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from bench.common import FULL_KEY, peak_rss_mb
 
 
 def main() -> None:
-    base_url, path, gte, lt, nesting = sys.argv[1:6]
+    base_url, path, gte, lt, nesting, file_format = sys.argv[1:7]
     source = rest_api_source({
         "client": {
             "base_url": base_url,
@@ -34,7 +35,7 @@ def main() -> None:
     pipeline = dlt.pipeline(pipeline_name=f"bench_{nesting}", destination=dlt.destinations.duckdb(path),
                             dataset_name="raw", pipelines_dir=path + ".dlt")
     started = time.perf_counter()
-    pipeline.run(source)
+    pipeline.run(source, loader_file_format=None if file_format == "default" else file_format)
     elapsed = time.perf_counter() - started
     import duckdb
 

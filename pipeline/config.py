@@ -52,6 +52,7 @@ class Settings:
     duckdb_memory_limit: str
     ingest_lag_minutes: int
     repull_minutes: int
+    repull_every_minutes: int
     store_message_text: bool
 
     @classmethod
@@ -66,5 +67,6 @@ class Settings:
             duckdb_memory_limit=_env("COMPLIANCE_DUCKDB_MEMORY_LIMIT", "256MB"),
             ingest_lag_minutes=int(_env("COMPLIANCE_INGEST_LAG_MINUTES", "2")),
             repull_minutes=int(_env("COMPLIANCE_REPULL_MINUTES", "60")),
+            repull_every_minutes=int(_env("COMPLIANCE_REPULL_EVERY_MINUTES", "15")),
             store_message_text=_env("COMPLIANCE_STORE_MESSAGE_TEXT", "true").lower() not in ("0", "false", "no", "off"),
         )

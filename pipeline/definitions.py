@@ -28,4 +28,7 @@ def defs() -> dg.Definitions:
         sensors=[monitor_alerts_webhook, run_failure_webhook, transform.marts_after_ingestion,
                  transform.reference_automation],
         resources={**build_resources(), "dbt": dbt_resource()},
+        # One process per run: its steps share the DuckDB file, so they never run in parallel anyway, and a step
+        # process of its own would cost another Python + Dagster + dbt start (seconds) per step.
+        executor=dg.in_process_executor,
     )

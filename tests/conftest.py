@@ -1,8 +1,29 @@
 import os
 
+import pytest
+
 # Partitions are defined at import time from the environment: the tests' simulated days (November 2026) must be
 # inside the partition range whatever the developer's environment says.
 os.environ["COMPLIANCE_PARTITIONS_START"] = "2026-10-01T00:00:00Z"
 # Tests build their own resources; never let a developer's real key or URL leak into a test run.
 os.environ.pop("ANTHROPIC_COMPLIANCE_ACCESS_KEY", None)
 os.environ.pop("COMPLIANCE_API_BASE_URL", None)
+
+DEMO_KEY = pytest.StashKey()  # the live demo process (tests/live), started at collection
+
+
+def pytest_collection_modifyitems(config, items):
+    """The live-demo test runs last but its demo starts now: its minutes of schedule ticks overlap the other tests."""
+    live = [item for item in items if item.nodeid.startswith("tests/live/")]
+    if not live:
+        return
+    items[:] = [item for item in items if item not in live] + live
+    from tests.live.demo_process import DemoProcess
+
+    config.stash[DEMO_KEY] = DemoProcess.start()
+
+
+def pytest_unconfigure(config):
+    demo = config.stash.get(DEMO_KEY, None)
+    if demo is not None:
+        demo.interrupt()

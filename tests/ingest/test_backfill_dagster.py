@@ -13,7 +13,7 @@ import yaml
 
 from pipeline.config import PROJECT_ROOT
 from simulator.process import SimulatorProcess
-from tests.support.dagster_dev import DagsterDev
+from pipeline.demo.dagster_dev import DagsterDev
 from tests.support.sim import FULL_KEY
 
 FMT = "%Y-%m-%d-%H:%M"

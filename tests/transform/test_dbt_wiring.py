@@ -58,6 +58,16 @@ def test_marts_run_follows_the_ingested_partition_or_range():
     assert marts_request_for(dg.DagsterRun(job_name="x", run_id="r3", tags={})) is None
 
 
+def test_marts_run_follows_ui_backfills_but_not_other_asset_runs():
+    backfill = dg.DagsterRun(job_name="__ASSET_JOB", run_id="b1", asset_selection={dg.AssetKey(["raw", "activities"])},
+                             tags={ASSET_PARTITION_RANGE_START_TAG: "2026-11-03-00:00",
+                                   ASSET_PARTITION_RANGE_END_TAG: "2026-11-03-23:55"})
+    assert marts_request_for(backfill).tags[ASSET_PARTITION_RANGE_END_TAG] == "2026-11-03-23:55"
+    marts = dg.DagsterRun(job_name="refresh_marts", run_id="m1", asset_selection={dg.AssetKey(["serve", "marts_file"])},
+                          tags={"dagster/partition": "2026-11-03-10:05"})
+    assert marts_request_for(marts) is None
+
+
 def test_partitioned_dbt_assets_match_the_ingestion_and_run_in_pool_duckdb():
     from pipeline.defs.ingest.partitions import activity_partitions
 

@@ -1,7 +1,8 @@
 """Ingest each 5-minute window shortly after it closes, and re-pull trailing windows for late-indexed events.
 Timing (README: "Freshness and late data"): the API makes an activity queryable within about a minute, so the window
 [t-5m, t) is requested COMPLIANCE_INGEST_LAG_MINUTES (default 2) after t. Events indexed later than that are caught
-by a ranged re-pull of the last COMPLIANCE_REPULL_MINUTES (default 60) every 15 minutes; the load replaces the range
+by a ranged re-pull of the last COMPLIANCE_REPULL_MINUTES (default 60) every COMPLIANCE_REPULL_EVERY_MINUTES
+(default 15, a divisor of 60 from 5 up); the load replaces the range
 and deduplicates by id, so a re-pull only adds what was missing.
 """
 
@@ -19,6 +20,8 @@ from pipeline.defs.ingest.partitions import PARTITION_FORMAT, activity_partition
 WINDOW = timedelta(minutes=5)
 _settings = Settings.from_env()
 LAG_MINUTES = min(max(_settings.ingest_lag_minutes, 1), 4)
+# One minute after the window's own run, so a re-pull never races the newest window.
+REPULL_EVERY = _settings.repull_every_minutes if _settings.repull_every_minutes in (5, 10, 15, 20, 30, 60) else 15
 
 ingest_activities_job = dg.define_asset_job(
     "ingest_activities", selection=[raw_activities],
@@ -69,10 +72,10 @@ def latest_window_request(now: datetime, run_key_prefix: str) -> dg.RunRequest |
 
 @dg.schedule(
     job=ingest_activities_job,
-    cron_schedule=f"{LAG_MINUTES + 1}-59/15 * * * *",
+    cron_schedule=f"{LAG_MINUTES + 1}-59/{REPULL_EVERY} * * * *",
     execution_timezone="UTC",
     default_status=dg.DefaultScheduleStatus.RUNNING,
-    description="Every 15 minutes: one ranged run over the trailing windows, for events indexed late.",
+    description=f"Every {REPULL_EVERY} minutes: one ranged run over the trailing windows, for events indexed late.",
 )
 def activities_late_repull(context: dg.ScheduleEvaluationContext):
     first, last = repull_range(context.scheduled_execution_time, timedelta(minutes=LAG_MINUTES),

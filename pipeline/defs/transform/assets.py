@@ -95,7 +95,9 @@ class ComplianceDbtTranslator(DagsterDbtTranslator):
     def get_automation_condition(self, dbt_resource_props: Mapping[str, Any]) -> dg.AutomationCondition | None:
         if dbt_resource_props["resource_type"] in ("model", "seed") and \
                 "partitioned" not in dbt_resource_props.get("tags", []):
-            return dg.AutomationCondition.missing() | dg.AutomationCondition.code_version_changed()
+            # Not while a run of it is queued or in progress: the sensor would launch one per tick until it lands.
+            return (dg.AutomationCondition.missing() | dg.AutomationCondition.code_version_changed()) \
+                & ~dg.AutomationCondition.in_progress()
         return None
 
 

@@ -1,5 +1,5 @@
 """When the marts are rebuilt: right after each successful ingestion of activity windows (same partition or range),
-plus the jobs to launch by hand (full refresh: materialize with config `full_refresh: true`)."""
+whichever way it was launched, plus the jobs to launch by hand (full refresh: materialize with config `full_refresh: true`)."""
 
 import dagster as dg
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG, PARTITION_NAME_TAG
@@ -24,8 +24,19 @@ unit_tests_job = dg.define_asset_job(
 )
 
 
+RAW_ACTIVITIES = dg.AssetKey(["raw", "activities"])
+
+
+def ingested_activities(run: dg.DagsterRun) -> bool:
+    """Runs that load activity windows: the ingest job (schedules, re-pull) and any run whose asset selection holds
+    raw/activities (UI backfills and materializations, `dagster asset materialize`)."""
+    return run.job_name == ingest_activities_job.name or RAW_ACTIVITIES in (run.asset_selection or ())
+
+
 def marts_request_for(run: dg.DagsterRun) -> dg.RunRequest | None:
     """The same window(s) the ingestion run loaded, for the marts job (pure: unit-tested)."""
+    if not ingested_activities(run):
+        return None
     tags = run.tags
     if ASSET_PARTITION_RANGE_START_TAG in tags and ASSET_PARTITION_RANGE_END_TAG in tags:
         first, last = tags[ASSET_PARTITION_RANGE_START_TAG], tags[ASSET_PARTITION_RANGE_END_TAG]
@@ -38,8 +49,7 @@ def marts_request_for(run: dg.DagsterRun) -> dg.RunRequest | None:
 
 @dg.run_status_sensor(
     run_status=dg.DagsterRunStatus.SUCCESS,
-    monitored_jobs=[ingest_activities_job],
-    request_job=refresh_marts_job,
+    request_job=refresh_marts_job,  # every job of the code location is watched: backfills run as __ASSET_JOB
     default_status=dg.DefaultSensorStatus.RUNNING,
     minimum_interval_seconds=15,
     description="After each successful ingestion of activity windows: rebuild those windows of the marts.",
@@ -47,7 +57,7 @@ def marts_request_for(run: dg.DagsterRun) -> dg.RunRequest | None:
 def marts_after_ingestion(context: dg.RunStatusSensorContext):
     request = marts_request_for(context.dagster_run)
     if request is None:
-        return dg.SkipReason(f"run {context.dagster_run.run_id} has no partition")
+        return dg.SkipReason(f"run {context.dagster_run.run_id} loaded no activity window")
     return request
 
 

@@ -1,10 +1,11 @@
-"""A real Dagster deployment for tests: `dagster dev` (webserver + daemon) in a subprocess, driven over GraphQL the
-way the UI drives it."""
+"""`dagster dev` (webserver + daemon) in a subprocess, driven over GraphQL the way the UI drives it: used by the demo
+(`make run`), the tests that need a real Dagster deployment, and the backfill benchmark."""
 
 from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -23,10 +24,10 @@ def free_port() -> int:
 
 
 class DagsterDev:
-    def __init__(self, home: Path, env: dict[str, str], *, instance_yaml: str | None = None):
+    def __init__(self, home: Path, env: dict[str, str], *, instance_yaml: str | None = None, port: int | None = None):
         self.home = home
         self.env = env
-        self.port = free_port()
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         home.mkdir(parents=True, exist_ok=True)
         if instance_yaml is None:
@@ -42,7 +43,10 @@ class DagsterDev:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "dagster", "dev", "-w", str(PROJECT_ROOT / "workspace.yaml"),
              "--host", "127.0.0.1", "--port", str(self.port)],
-            cwd=PROJECT_ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
+            cwd=PROJECT_ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
+            # A parent started in the background (`cmd &`) ignores SIGINT, and children inherit that: dagster dev
+            # must hear the SIGINT it is stopped with.
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -100,9 +104,52 @@ class DagsterDev:
         data = self.graphql("""
             query($key: String!, $value: String!) {
               runsOrError(filter: {tags: [{key: $key, value: $value}]}) {
-                ... on Runs { results { runId status tags { key value } } } } }""",
+                ... on Runs { results { runId status jobName tags { key value } } } } }""",
                             {"key": tag_key, "value": tag_value})
         return data["runsOrError"]["results"]
+
+    def launch_job(self, job_name: str, tags: dict[str, str] | None = None) -> str:
+        """Launch a run of a job of the code location (as the UI's Launchpad does); returns its run id."""
+        data = self.graphql("""
+            mutation($params: ExecutionParams!) {
+              launchRun(executionParams: $params) {
+                __typename
+                ... on LaunchRunSuccess { run { runId } }
+                ... on PythonError { message }
+                ... on RunConfigValidationInvalid { errors { message } }
+                ... on InvalidSubsetError { message }
+              }
+            }""", {"params": {
+                "selector": {"repositoryLocationName": "compliance", "repositoryName": "__repository__",
+                             "jobName": job_name},
+                "executionMetadata": {"tags": [{"key": k, "value": v} for k, v in (tags or {}).items()]}}})
+        result = data["launchRun"]
+        if result["__typename"] != "LaunchRunSuccess":
+            raise RuntimeError(result)
+        return result["run"]["runId"]
+
+    def run_status(self, run_id: str) -> str:
+        data = self.graphql("""query($id: ID!) { runOrError(runId: $id) { __typename ... on Run { status } } }""",
+                            {"id": run_id})
+        return data["runOrError"]["status"]
+
+    def wait_for_run(self, run_id: str, timeout: float) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            status = self.run_status(run_id)
+            if status in ("SUCCESS", "FAILURE", "CANCELED"):
+                return status
+            time.sleep(2)
+        raise TimeoutError(f"run {run_id} still running after {timeout}s; log {self.log_path}")
+
+    def run_messages(self, run_id: str) -> list[str]:
+        """The log messages of a run (what the UI's run page shows), oldest first."""
+        data = self.graphql("""
+            query($id: ID!) { logsForRun(runId: $id) { __typename
+              ... on EventConnection { events { __typename ... on MessageEvent { message } } } } }""",
+                            {"id": run_id})
+        events = data["logsForRun"].get("events") or []
+        return [e["message"] for e in events if e.get("message")]
 
     def wait_for_backfill(self, backfill_id: str, timeout: float) -> str:
         deadline = time.monotonic() + timeout

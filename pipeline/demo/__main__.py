@@ -1,0 +1,5 @@
+import sys
+
+from pipeline.demo.live import main
+
+sys.exit(main())
