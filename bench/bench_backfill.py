@@ -38,7 +38,8 @@ def main() -> None:
             for step in instance.get_run_step_stats(run["runId"]):
                 step_seconds += (step.end_time or 0) - (step.start_time or 0)
             record = instance.get_run_record_by_id(run["runId"])
-            run_seconds += (record.end_time or 0) - (record.start_time or 0)
+            if record.start_time and record.end_time:  # a run failed before it started has no start
+                run_seconds += record.end_time - record.start_time
         import duckdb
 
         with duckdb.connect(str(tmp / "warehouse.duckdb"), read_only=True) as conn:
