@@ -20,7 +20,8 @@ DAYS = int(os.environ.get("BENCH_BACKFILL_DAYS", "30"))
 
 def main() -> None:
     args = ["--start", "2026-10-01T00:00:00Z", "--days", str(DAYS + 1), "--rate-limit", "0", "--chats-per-day", "0"]
-    with tempfile.TemporaryDirectory() as tmp, SimulatorProcess(args, startup_timeout=300) as sim:
+    # ignore_cleanup_errors: the marts run the backfill triggers may still be writing its logs when we leave
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as tmp, SimulatorProcess(args, startup_timeout=300) as sim:
         tmp = Path(tmp)
         env = {"COMPLIANCE_API_BASE_URL": sim.base_url, "ANTHROPIC_COMPLIANCE_ACCESS_KEY": FULL_KEY,
                "COMPLIANCE_WAREHOUSE_PATH": str(tmp / "warehouse.duckdb"),
