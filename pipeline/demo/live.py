@@ -117,7 +117,8 @@ def backfill_missing(dagster: DagsterDev, home: Path, hours: int) -> tuple[str, 
         say(f"All {len(wanted)} windows of the last {hours} h are already ingested (resumed).")
         return wanted[0], wanted[-1], False
     first, last = missing[0], wanted[-1]
-    say(f"Backfilling raw/activities {first} ... {last} ({len(wanted) - wanted.index(first)} windows, "
+    todo = len(wanted) - wanted.index(first)
+    say(f"Backfilling raw/activities {first} ... {last} ({todo} window{'s' * (todo != 1)}, "
         f"{len(wanted) - len(missing)} already ingested)")
     backfill_id = dagster.launch_backfill(["raw", "activities"], first, last)
     show_progress(dagster, backfill_id)
