@@ -8,11 +8,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from dagster import DagsterInstance
-from dagster._core.instance.ref import InstanceRef
-
 from bench.common import FULL_KEY, report
-from pipeline.demo.dagster_dev import DagsterDev
+from pipeline.demo.dagster_dev import DagsterDev, open_instance
 from simulator.process import SimulatorProcess
 
 DAYS = int(os.environ.get("BENCH_BACKFILL_DAYS", "30"))
@@ -33,7 +30,7 @@ def main() -> None:
             status = dagster.wait_for_backfill(backfill_id, timeout=3600)
             wall = time.perf_counter() - started
             runs = dagster.runs("dagster/backfill", backfill_id)
-        instance = DagsterInstance.from_ref(InstanceRef.from_dir(str(tmp / "home")))
+        instance = open_instance(tmp / "home")
         step_seconds, run_seconds = 0.0, 0.0
         for run in runs:
             for step in instance.get_run_step_stats(run["runId"]):

@@ -23,6 +23,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def open_instance(home: Path):
+    """The Dagster instance of `home` ($DAGSTER_HOME), read beside a running `dagster dev` (SQLite allows it)."""
+    from dagster import DagsterInstance
+    from dagster._core.instance.ref import InstanceRef
+
+    return DagsterInstance.from_ref(InstanceRef.from_dir(str(home)))
+
+
 class DagsterDev:
     def __init__(self, home: Path, env: dict[str, str], *, instance_yaml: str | None = None, port: int | None = None):
         self.home = home
@@ -142,14 +150,16 @@ class DagsterDev:
             time.sleep(2)
         raise TimeoutError(f"run {run_id} still running after {timeout}s; log {self.log_path}")
 
-    def run_messages(self, run_id: str) -> list[str]:
-        """The log messages of a run (what the UI's run page shows), oldest first."""
+    def run_messages(self, run_id: str, after: str | None = None) -> tuple[list[str], str | None]:
+        """The log messages of a run (what the UI's run page shows) after the cursor `after`, oldest first, and the
+        cursor to pass next time (a long run's log is not fetched again and again)."""
         data = self.graphql("""
-            query($id: ID!) { logsForRun(runId: $id) { __typename
-              ... on EventConnection { events { __typename ... on MessageEvent { message } } } } }""",
-                            {"id": run_id})
-        events = data["logsForRun"].get("events") or []
-        return [e["message"] for e in events if e.get("message")]
+            query($id: ID!, $after: String) { logsForRun(runId: $id, afterCursor: $after) { __typename
+              ... on EventConnection { cursor events { __typename ... on MessageEvent { message } } } } }""",
+                            {"id": run_id, "after": after})
+        connection = data["logsForRun"]
+        events = connection.get("events") or []
+        return [e["message"] for e in events if e.get("message")], connection.get("cursor") or after
 
     def wait_for_backfill(self, backfill_id: str, timeout: float) -> str:
         deadline = time.monotonic() + timeout

@@ -24,7 +24,7 @@ import duckdb
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from pipeline.config import PROJECT_ROOT, Settings
-from pipeline.demo.dagster_dev import DagsterDev
+from pipeline.demo.dagster_dev import DagsterDev, open_instance
 from simulator.process import SimulatorProcess
 
 SIMULATOR_KEY = "sk-ant-api01-sim-full"  # the simulator's built-in demo key, not a secret
@@ -83,23 +83,21 @@ def say(message: str) -> None:
 def build_reference(dagster: DagsterDev, home: Path, timeout: float = 900) -> None:
     """Seeds and views first: the marts read them. The dbt_reference_automation sensor builds them when missing (at
     the first start); wait for that, and build them ourselves only if nothing does."""
-    import dagster as dg
-
     from pipeline.defs.transform.assets import dbt_reference
 
     say("Building the dbt reference tables (activity catalog, rules) ...")
     started = time.monotonic()
     launched = None
-    while time.monotonic() < started + timeout:
-        with dg.DagsterInstance.from_ref(dg._core.instance.InstanceRef.from_dir(str(home))) as instance:
+    with open_instance(home) as instance:
+        while time.monotonic() < started + timeout:
             if all(instance.get_latest_materialization_event(key) for key in dbt_reference.keys):
                 return
-        if launched is None and time.monotonic() > started + 60 and \
-                not dagster.runs("dagster/sensor_name", "dbt_reference_automation"):
-            launched = dagster.launch_job("refresh_dbt_reference")
-        if launched is not None and dagster.run_status(launched) in ("FAILURE", "CANCELED"):
-            raise SystemExit(f"refresh_dbt_reference failed: see {dagster.url}/runs/{launched}")
-        time.sleep(3)
+            if launched is None and time.monotonic() > started + 60 and \
+                    not dagster.runs("dagster/sensor_name", "dbt_reference_automation"):
+                launched = dagster.launch_job("refresh_dbt_reference")
+            if launched is not None and dagster.run_status(launched) in ("FAILURE", "CANCELED"):
+                raise SystemExit(f"refresh_dbt_reference failed: see {dagster.url}/runs/{launched}")
+            time.sleep(3)
     raise SystemExit(f"the dbt reference tables were not built after {timeout:.0f} s: see {dagster.url}")
 
 
@@ -128,20 +126,20 @@ def backfill_missing(dagster: DagsterDev, home: Path, hours: int) -> tuple[str, 
 def materialized_windows(home: Path) -> set[str]:
     import dagster as dg
 
-    with dg.DagsterInstance.from_ref(dg._core.instance.InstanceRef.from_dir(str(home))) as instance:
+    with open_instance(home) as instance:
         return set(instance.get_materialized_partitions(dg.AssetKey(["raw", "activities"])))
 
 
 def show_progress(dagster: DagsterDev, backfill_id: str, timeout: float = 3600) -> None:
     """Print the backfill run's own progress lines (windows, activities, rate, ETA) until it ends."""
-    shown: set[str] = set()
+    cursors: dict[str, str | None] = {}
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         status = dagster.backfill_status(backfill_id)
         for run in dagster.runs("dagster/backfill", backfill_id):
-            for message in dagster.run_messages(run["runId"]):
-                if (message.startswith("progress:") or message.startswith("loading ")) and message not in shown:
-                    shown.add(message)
+            messages, cursors[run["runId"]] = dagster.run_messages(run["runId"], cursors.get(run["runId"]))
+            for message in messages:
+                if message.startswith(("progress:", "loading ")):
                     say(f"  {message}")
         if status not in ("REQUESTED", "CANCELING", "FAILING"):
             if status != "COMPLETED_SUCCESS" and status != "COMPLETED":

@@ -305,7 +305,6 @@ def _attest(conn, start, end, fetched_at, run_id, t: TraversalStats) -> None:
     conn.execute("DROP TABLE new_attestations")
 
 
-
 class Enricher:
     """Adds geolocation and parsed user agents for values not yet in the enrichment dimensions."""
 
@@ -368,14 +367,6 @@ def _spool_page(page, spool: PageSpool, stats: TraversalStats) -> str:
         stats.last_cursor = page.last_id
     stats.final_request_id = page.request_id
     return path
-
-
-def spool_pages(pages, spool: PageSpool) -> TraversalStats:
-    """Write each page body to the spool as it arrives (memory stays bounded) and keep the attestation facts."""
-    stats = TraversalStats()
-    for page in pages:
-        _spool_page(page, spool, stats)
-    return stats
 
 
 class _FetchFailed(Exception):

@@ -14,6 +14,7 @@ import pytest
 
 from pipeline.config import PROJECT_ROOT
 from pipeline.defs.ingest.partitions import PARTITION_FORMAT
+from pipeline.demo.dagster_dev import open_instance
 from pipeline.demo.live import EXAMPLE_QUERIES
 from tests.conftest import DEMO_KEY
 from tests.support.sim import ground_truth
@@ -26,10 +27,6 @@ TIMEOUT = 15 * 60  # from the demo's start: worst case, the first schedule tick 
 @pytest.fixture(scope="module")
 def demo(request) -> DemoProcess:
     return request.config.stash[DEMO_KEY]
-
-
-def instance(demo: DemoProcess) -> dg.DagsterInstance:
-    return dg.DagsterInstance.from_ref(dg._core.instance.InstanceRef.from_dir(str(demo.home)))
 
 
 def runs(inst: dg.DagsterInstance, **tags) -> list[dg.DagsterRun]:
@@ -70,7 +67,7 @@ def test_live_mode_lands_windows_on_schedule_repulls_late_events_and_refreshes_t
     assert first_publish is not None
 
     # 2. A window closes and the 5-minute schedule ingests it LAG minutes later; the marts follow.
-    inst = instance(demo)
+    inst = open_instance(demo.home)
     started = datetime.fromtimestamp(demo.started, timezone.utc)
 
     def scheduled_window_landed():

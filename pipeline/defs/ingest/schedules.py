@@ -20,7 +20,6 @@ from pipeline.defs.ingest.partitions import PARTITION_FORMAT, activity_partition
 WINDOW = timedelta(minutes=5)
 _settings = Settings.from_env()
 LAG_MINUTES = min(max(_settings.ingest_lag_minutes, 1), 4)
-# One minute after the window's own run, so a re-pull never races the newest window.
 REPULL_EVERY = _settings.repull_every_minutes if _settings.repull_every_minutes in (5, 10, 15, 20, 30, 60) else 15
 
 ingest_activities_job = dg.define_asset_job(
@@ -72,6 +71,7 @@ def latest_window_request(now: datetime, run_key_prefix: str) -> dg.RunRequest |
 
 @dg.schedule(
     job=ingest_activities_job,
+    # One minute after the window's own run, so a re-pull never races the newest window.
     cron_schedule=f"{LAG_MINUTES + 1}-59/{REPULL_EVERY} * * * *",
     execution_timezone="UTC",
     default_status=dg.DefaultScheduleStatus.RUNNING,

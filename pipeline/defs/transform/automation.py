@@ -4,6 +4,7 @@ whichever way it was launched, plus the jobs to launch by hand (full refresh: ma
 import dagster as dg
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG, PARTITION_NAME_TAG
 
+from pipeline.defs.ingest.assets import raw_activities
 from pipeline.defs.ingest.schedules import ingest_activities_job
 from pipeline.defs.serve.assets import marts_file
 from pipeline.defs.transform.assets import dbt_activity_marts, dbt_reference, dbt_unit_tests
@@ -24,13 +25,10 @@ unit_tests_job = dg.define_asset_job(
 )
 
 
-RAW_ACTIVITIES = dg.AssetKey(["raw", "activities"])
-
-
 def ingested_activities(run: dg.DagsterRun) -> bool:
     """Runs that load activity windows: the ingest job (schedules, re-pull) and any run whose asset selection holds
     raw/activities (UI backfills and materializations, `dagster asset materialize`)."""
-    return run.job_name == ingest_activities_job.name or RAW_ACTIVITIES in (run.asset_selection or ())
+    return run.job_name == ingest_activities_job.name or raw_activities.key in (run.asset_selection or ())
 
 
 def marts_request_for(run: dg.DagsterRun) -> dg.RunRequest | None:
