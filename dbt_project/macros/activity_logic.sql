@@ -20,9 +20,10 @@
     )
 {%- endmacro %}
 
-{#- success / failure / unknown. The catalog gives it per type; for `derived` types it comes from a field of the
-    record (HTTP status of Compliance API calls, result enums, failure flags). Unknown types: failure when the name
-    says so (`*_failed`, `*_denied`, `*_rejected`, `*_invalid`), otherwise unknown. -#}
+{#- success / failure / unknown. The catalog seed gives it per type (docs/outcomes.md); for `derived` types it comes
+    from a field of the record (HTTP status of Compliance API calls, result enums, failure flags, the `approved` flag
+    of a decision). Types unknown to the catalog get it from seeds/activity_outcome_rules.csv by their action
+    (model int_activity_types), `unknown` when no rule names it. -#}
 {% macro activity_outcome(catalog_outcome, event_type, raw) -%}
     case
         when {{ catalog_outcome }} in ('success', 'failure', 'unknown') then {{ catalog_outcome }}
@@ -39,6 +40,9 @@
                  else 'unknown' end
         when {{ event_type }} = 'ccr_agent_proxy_network_events_listed' then
             case try_cast({{ raw }} ->> '$.failed' as boolean) when true then 'failure' when false then 'success'
+                 else 'unknown' end
+        when {{ event_type }} = 'org_join_proposal_decided' then
+            case try_cast({{ raw }} ->> '$.approved' as boolean) when true then 'success' when false then 'failure'
                  else 'unknown' end
         when {{ event_type }} = 'mcp_server_managed_auth_token_exchanged' then
             case when nullif({{ raw }} ->> '$.error_type', '') is not null
@@ -63,10 +67,6 @@
          else regexp_extract({{ event_type }}, '([^_]+)$', 1) end
 {%- endmacro %}
 
-{% macro unknown_type_outcome(event_type) -%}
-    case when regexp_extract({{ event_type }}, '([^_]+)$', 1) in ('failed', 'denied', 'rejected', 'invalid')
-         then 'failure' else 'unknown' end
-{%- endmacro %}
 
 {#- The per-event conditions of the 9 monitors (product/monitors.md, default type lists), without their thresholds and
     windows: which rules an event can feed. The alerts themselves (thresholds met) are in marts.alerts. -#}

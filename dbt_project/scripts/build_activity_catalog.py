@@ -1,12 +1,18 @@
 """Build seeds/activity_catalog.csv: every known activity type -> category, dashboards, resource kind, action, outcome.
 
-Inputs (both committed):
+Inputs (all committed):
   simulator/data/activity_types.tsv   the 514 known types (a copy of the Compliance API reference list)
   dbt_project/seeds/activity_type_rules.csv
                                       the selection column of product/dashboards.md as glob patterns, plus
                                       category-only rules for types no dashboard names
+  dbt_project/seeds/activity_outcome_rules.csv
+                                      outcome by action (failure: failed/denied/rejected/invalid/blocked; unknown:
+                                      initiated/attempted/requested; any other action is a success)
 
-The same rules seed classifies *unknown* types at run time (model int_activity_types), so a type added to the API
+The outcome of each type ends up in the catalog seed only (docs/outcomes.md explains it per type family). The same
+outcome rules seed classifies *unknown* types at run time (model int_activity_types).
+
+The same type rules classify *unknown* types at run time (model int_activity_types), so a type added to the API
 next week lands where this script would have put it. Run after editing either input, then review the diff:
 
     .venv/bin/python dbt_project/scripts/build_activity_catalog.py          # rewrite the seed
@@ -27,15 +33,21 @@ ROOT = DBT_DIR.parent
 TSV = ROOT / "simulator" / "data" / "activity_types.tsv"
 RULES = DBT_DIR / "seeds" / "activity_type_rules.csv"
 DASHBOARDS = DBT_DIR / "seeds" / "dashboards.csv"
+OUTCOME_RULES = DBT_DIR / "seeds" / "activity_outcome_rules.csv"
 OUT = DBT_DIR / "seeds" / "activity_catalog.csv"
 
-# Outcome decided per row from a field (macro activity_outcome): status codes, result enums, failure flags.
+# Outcome decided per row from a field (macro activity_outcome): status codes, result enums, failure flags, the
+# `approved` flag of a decision.
 DERIVED_OUTCOME = {"compliance_api_accessed", "github_token_import", "org_external_key_validated",
-                   "ccr_agent_proxy_network_events_listed", "mcp_server_managed_auth_token_exchanged"}
+                   "ccr_agent_proxy_network_events_listed", "mcp_server_managed_auth_token_exchanged",
+                   "org_join_proposal_decided"}
 # Types whose success is not knowable from the record (an opaque `status` object).
 UNKNOWN_OUTCOME = {"platform_app_attest_authentication", "platform_federated_authentication"}
-FAILURE_LAST_TOKENS = {"failed", "denied", "rejected", "invalid"}
-FAILURE_TYPES = {"inference_hooks_request_failed_open", "inference_hooks_circuit_breaker_tripped"}
+# Failures whose action word does not say so (descriptions: "proceeded uninspected", "tripped after endpoint
+# failures", "Failed bulk ... delete").
+FAILURE_TYPES = {"inference_hooks_request_failed_open", "inference_hooks_circuit_breaker_tripped",
+                 "claude_project_document_bulk_deletion_audit_truncated",
+                 "claude_project_file_bulk_deletion_audit_truncated"}
 
 # Names whose last token is not the verb.
 ACTION_OVERRIDES = {
@@ -57,14 +69,21 @@ ACTION_OVERRIDES = {
 VERB_QUALIFIERS = {"access", "deletion", "addition", "removal", "sharing", "instant", "bulk"}
 
 
-def outcome_of(event_type: str) -> str:
+def load_outcome_rules() -> dict[str, str]:
+    """{action: outcome} of seeds/activity_outcome_rules.csv (actions not listed are successes)."""
+    with open(OUTCOME_RULES, newline="") as fh:
+        return {r["action"]: r["outcome"] for r in csv.DictReader(fh)}
+
+
+def outcome_of(event_type: str, action: str, outcome_rules: dict[str, str]) -> str:
+    """`derived` (decided per record by the macro activity_outcome), else by type, else by its action."""
     if event_type in DERIVED_OUTCOME:
         return "derived"
     if event_type in UNKNOWN_OUTCOME:
         return "unknown"
-    if event_type in FAILURE_TYPES or event_type.rsplit("_", 1)[-1] in FAILURE_LAST_TOKENS:
+    if event_type in FAILURE_TYPES:
         return "failure"
-    return "success"
+    return outcome_rules.get(action, "success")
 
 
 def resource_and_action(event_type: str) -> tuple[str, str]:
@@ -116,7 +135,7 @@ def classify(event_type: str, rules: list[dict], precedence: dict) -> tuple[list
 
 
 def build() -> str:
-    rules, precedence = load_rules(), load_precedence()
+    rules, precedence, outcome_rules = load_rules(), load_precedence(), load_outcome_rules()
     with open(TSV, newline="") as fh:
         types = list(csv.DictReader(fh, delimiter="\t"))
     out = io.StringIO()
@@ -127,7 +146,7 @@ def build() -> str:
         t = row["type"]
         dashboards, category, recon = classify(t, rules, precedence)
         resource, action = resource_and_action(t)
-        writer.writerow([t, category, " ".join(dashboards), resource, action, outcome_of(t),
+        writer.writerow([t, category, " ".join(dashboards), resource, action, outcome_of(t, action, outcome_rules),
                          str(recon).lower(), row["description"].strip()])
     return out.getvalue()
 

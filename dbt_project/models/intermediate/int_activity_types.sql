@@ -21,6 +21,12 @@ dashboards as (
 
 ),
 
+outcome_rules as (
+
+    select * from {{ ref('activity_outcome_rules') }}
+
+),
+
 observed as (
 
     select distinct type as event_type
@@ -107,13 +113,14 @@ classified_unknown_types as (
         coalesce(d.dashboards, []::varchar[])                               as dashboards,
         {{ unknown_type_resource_kind('u.event_type') }}                    as resource_kind,
         {{ unknown_type_action('u.event_type') }}                           as action,
-        {{ unknown_type_outcome('u.event_type') }}                          as outcome,
+        coalesce(o.outcome, 'unknown')                                      as outcome,
         false                                                               as is_reconnaissance,
         cast(null as varchar)                                               as description,
         false                                                               as is_known_type
     from unknown_types as u
     left join dashboards_per_type as d on d.event_type = u.event_type
     left join category_only as c on c.event_type = u.event_type
+    left join outcome_rules as o on o.action = {{ unknown_type_action('u.event_type') }}
 
 ),
 
