@@ -62,6 +62,10 @@ joined as (
         c.chat_deleted_at,
         c.chat_hard_deleted_at,
         coalesce(c.is_chat_deleted, false)                          as is_chat_deleted,
+        -- when and how the chat went away (a soft delete later purged keeps its first time)
+        least(c.chat_deleted_at, c.chat_hard_deleted_at)            as chat_deletion_at,
+        case when c.chat_hard_deleted_at is not null then 'hard'
+             when c.chat_deleted_at is not null then 'soft' end     as chat_deletion_kind,
         m.message_position,
         m.role,
         m.message_created_at,
