@@ -4,14 +4,19 @@ SELECT count(DISTINCT activity_id) AS total_events
 FROM activity_overview;
 
 -- name: events_over_time_by_type
--- Events per hour for the 10 most frequent types, everything else as "other".
+-- Events per hour for the 10 most frequent types, everything else as "other". Filters go into `activities` only:
+-- the top 10 are then ranked among the filtered rows too.
+WITH activities AS (
+    SELECT created_hour, event_type FROM activity_overview
+    WHERE true
+), top_types AS (
+    SELECT event_type FROM activities GROUP BY event_type ORDER BY count(*) DESC, event_type LIMIT 10
+)
 SELECT
     created_hour,
-    CASE WHEN event_type IN (SELECT event_type FROM activity_overview GROUP BY event_type
-                             ORDER BY count(*) DESC, event_type LIMIT 10)
-         THEN event_type ELSE 'other' END AS event_type,
+    CASE WHEN event_type IN (SELECT event_type FROM top_types) THEN event_type ELSE 'other' END AS event_type,
     count(*) AS events
-FROM activity_overview
+FROM activities
 GROUP BY ALL
 ORDER BY created_hour, events DESC;
 

@@ -44,9 +44,10 @@ GROUP BY ALL
 ORDER BY events DESC;
 
 -- name: privilege_escalation
--- Grants of admin/owner-level roles and primary owner transfers.
-SELECT created_at, event_type, actor_identity, target_user_id, target_user_email, previous_role,
-       coalesce(current_role, granted_role) AS new_role, previous_owner_id, new_owner_id, ip_address
+-- Grants of admin/owner-level roles, custom RBAC role assignments and primary owner transfers.
+SELECT created_at, event_type, actor_identity, coalesce(target_user_id, principal_id) AS target_user_id,
+       target_user_email, previous_role, coalesce(current_role, granted_role, role_name, role_id) AS new_role,
+       previous_owner_id, new_owner_id, ip_address
 FROM identity_access_auth
 WHERE is_privileged_change
 ORDER BY created_at DESC;

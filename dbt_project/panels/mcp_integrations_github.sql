@@ -1,10 +1,20 @@
 -- name: active_mcp_servers
--- MCP servers created minus deleted, by name.
-SELECT mcp_server_name, sum(mcp_server_delta) AS active_servers,
+-- MCP servers active at the end of the range, by name: a server (its id, else its name) is active when its latest
+-- creation or deletion is a creation, so a deletion of a server created before the range is never a negative count.
+-- created / deleted: lifecycle events in the rows read.
+WITH servers AS (
+    SELECT coalesce(mcp_server_id, mcp_server_name) AS server, mcp_server_name, mcp_server_delta,
+           last_value(nullif(mcp_server_delta, 0) IGNORE NULLS) OVER (
+               PARTITION BY coalesce(mcp_server_id, mcp_server_name) ORDER BY created_at, activity_id
+               ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING) AS last_delta
+    FROM mcp_integrations_github
+    WHERE mcp_server_name IS NOT NULL
+)
+SELECT mcp_server_name,
+       count(DISTINCT server) FILTER (WHERE last_delta = 1) AS active_servers,
        count(*) FILTER (WHERE mcp_server_delta = 1) AS created,
        count(*) FILTER (WHERE mcp_server_delta = -1) AS deleted
-FROM mcp_integrations_github
-WHERE mcp_server_name IS NOT NULL
+FROM servers
 GROUP BY ALL
 ORDER BY active_servers DESC, mcp_server_name;
 

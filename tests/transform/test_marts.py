@@ -262,13 +262,20 @@ def _expected_and_actual(dashboard: str, raw: list[dict], conn, built) -> tuple[
                            for r in raw if r["type"] in ok | bad)
         return expected, Counter({(h, res): n for h, res, n in panel("login_success_vs_failure_trend")})
     if dashboard == "mcp_integrations_github":
-        expected: dict = {}
-        for r in _types(raw, dashboard):
+        # active: servers (id, else name) whose latest creation/deletion is a creation
+        counts: dict = {}
+        last: dict = {}
+        for r in sorted(_types(raw, dashboard), key=lambda r: (r["created_at"], r["id"])):
             name = _present(r, "mcp_server_name") or _present(r, "mcp_directory_server_name")
             if name:
+                server = _present(r, "mcp_server_id") or _present(r, "mcp_directory_server_id") or name
                 delta = {"mcp_server_created": 1, "mcp_server_deleted": -1}.get(r["type"], 0)
-                a, c, d = expected.get(name, (0, 0, 0))
-                expected[name] = (a + delta, c + (delta == 1), d + (delta == -1))
+                c, d = counts.get(name, (0, 0))
+                counts[name] = (c + (delta == 1), d + (delta == -1))
+                last.setdefault(name, {}).setdefault(server, None)
+                if delta:
+                    last[name][server] = delta
+        expected = {name: (sum(1 for v in last[name].values() if v == 1), c, d) for name, (c, d) in counts.items()}
         return expected, {name: (a, c, d) for name, a, c, d in panel("active_mcp_servers")}
     if dashboard == "org_policy_config":
         management = {"org_deletion_requested", "org_bulk_delete_initiated", "org_deleted_via_bulk",

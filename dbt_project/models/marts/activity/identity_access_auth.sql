@@ -37,6 +37,8 @@ typed as (
                 and lower(coalesce({{ field('previous_role') }}, '')) <> lower({{ field('current_role') }}))
             or (a.event_type = 'role_assignment_granted'
                 and lower({{ field('role') }}) in {{ sql_list(var('privileged_roles')) }})
+            -- a custom RBAC role is named only by its id: what it grants is unknown here, so every assignment counts
+            or a.event_type = 'rbac_role_assigned'
         )                                                           as is_privileged_change
     from activities as a
     join payloads as p on p.activity_id = a.activity_id
