@@ -264,6 +264,7 @@ def _expected_and_actual(dashboard: str, raw: list[dict], conn, built) -> tuple[
     if dashboard == "mcp_integrations_github":
         # active: servers (id, else name) whose latest creation/deletion is a creation
         counts: dict = {}
+        servers: dict = {}
         last: dict = {}
         for r in sorted(_types(raw, dashboard), key=lambda r: (r["created_at"], r["id"])):
             name = _present(r, "mcp_server_name") or _present(r, "mcp_directory_server_name")
@@ -272,10 +273,11 @@ def _expected_and_actual(dashboard: str, raw: list[dict], conn, built) -> tuple[
                 delta = {"mcp_server_created": 1, "mcp_server_deleted": -1}.get(r["type"], 0)
                 c, d = counts.get(name, (0, 0))
                 counts[name] = (c + (delta == 1), d + (delta == -1))
-                last.setdefault(name, {}).setdefault(server, None)
+                servers.setdefault(name, set()).add(server)
                 if delta:
-                    last[name][server] = delta
-        expected = {name: (sum(1 for v in last[name].values() if v == 1), c, d) for name, (c, d) in counts.items()}
+                    last[server] = delta
+        expected = {name: (sum(1 for s in servers[name] if last.get(s) == 1), c, d)
+                    for name, (c, d) in counts.items()}
         return expected, {name: (a, c, d) for name, a, c, d in panel("active_mcp_servers")}
     if dashboard == "org_policy_config":
         management = {"org_deletion_requested", "org_bulk_delete_initiated", "org_deleted_via_bulk",
