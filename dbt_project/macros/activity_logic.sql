@@ -1,25 +1,5 @@
 {#- Row-level logic shared by the activity models. Each is covered by a dbt unit test (models/**.yml). -#}
 
-{#- Actor identity (product/dashboards.md): first non-null of email, unauthenticated email, admin API key id, API key
-    id, service account id, federated subject, SCIM directory id, system:<service>, IP. Anthropic's own actor carries
-    none of these (its email is always null): it is named `anthropic`; an attested device without IP is named by its
-    client id (`device:<external_client_id>`), rather than left null. -#}
-{% macro actor_identity(a) -%}
-    coalesce(
-        {{ a }}.actor_email,
-        {{ a }}.actor_unauthenticated_email,
-        {{ a }}.actor_admin_api_key_id,
-        {{ a }}.actor_api_key_id,
-        {{ a }}.actor_service_account_id,
-        {{ a }}.actor_federated_subject,
-        {{ a }}.actor_scim_directory_id,
-        'system:' || {{ a }}.actor_system_service,
-        {{ a }}.ip_address,
-        case when {{ a }}.actor_type = 'anthropic_actor' then 'anthropic' end,
-        'device:' || {{ a }}.actor_attested_client_id
-    )
-{%- endmacro %}
-
 {#- success / failure / unknown. The catalog seed gives it per type (docs/outcomes.md); for `derived` types it comes
     from a field of the record (HTTP status of Compliance API calls, result enums, failure flags, the `approved` flag
     of a decision). Types unknown to the catalog get it from seeds/activity_outcome_rules.csv by their action

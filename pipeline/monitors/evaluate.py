@@ -28,20 +28,15 @@ from typing import Any
 import duckdb
 
 from pipeline.monitors.config import MonitorsConfig, Rule
+from pipeline.monitors.identity import email_first, identity_sql
 
 US_PER_MINUTE = 60_000_000
 
-# monitors.md: first non-null of email_address, unauthenticated_email_address, admin_api_key_id, api_key_id,
-# service_account_id, ip_address. Last resort the actor type, so actors without any identifier (system, anthropic)
-# form one group per type instead of disappearing. The JSON is only read for unauthenticated actors.
-IDENTITY_SQL = """coalesce(a.actor_email_address,
-    CASE WHEN a.actor_type = 'unauthenticated_user_actor'
-         THEN json_extract_string(a.raw, '$.actor.unauthenticated_email_address') END,
-    a.actor_admin_api_key_id, a.actor_api_key_id, a.actor_service_account_id, a.ip_address, a.actor_type)"""
-
-# The same for any actor but an unauthenticated one (no JSON read).
-TYPED_IDENTITY_SQL = """coalesce(a.actor_email_address, a.actor_admin_api_key_id, a.actor_api_key_id,
-    a.actor_service_account_id, a.ip_address, a.actor_type)"""
+# The actor identity (monitors 5 and 8): dbt_project/macros/actor_identity.sql, the definition the marts'
+# `actor_identity` is built from. The JSON is read only for rows without an email (the identity's first field). An
+# actor without any identifier is the empty group (its alerts have a NULL group, as its mart rows a NULL identity).
+IDENTITY_SQL = identity_sql("a")
+EMAIL_SQL = email_first("a")
 
 # Ungrouped monitors use the empty group internally (join keys stay non-null); alerts store NULL.
 NO_GROUP = "''"
@@ -145,16 +140,14 @@ def _match_sql(rule: Rule) -> str:
 
 
 def _identity_rows(where: str, columns: str = "a.id, a.created_at") -> str:
-    """`ident AS group_key, <columns>` of the rows matching `where`; the raw JSON is read only for unauthenticated
-    actors (the only ones with an unauthenticated_email_address)."""
+    """`ident AS group_key, <columns>` of the rows matching `where`; the raw JSON is read only for rows without an
+    email (for the others the identity is the email)."""
     return f"""
-        SELECT {TYPED_IDENTITY_SQL} AS group_key, {columns} FROM raw.activities a
-        WHERE a.rowid IN (SELECT a.rowid FROM raw.activities a
-                          WHERE {where} AND a.actor_type IS DISTINCT FROM 'unauthenticated_user_actor')
+        SELECT {EMAIL_SQL} AS group_key, {columns} FROM raw.activities a
+        WHERE a.rowid IN (SELECT a.rowid FROM raw.activities a WHERE {where} AND {EMAIL_SQL} IS NOT NULL)
         UNION ALL
-        SELECT {IDENTITY_SQL} AS group_key, {columns} FROM raw.activities a
-        WHERE a.rowid IN (SELECT a.rowid FROM raw.activities a
-                          WHERE {where} AND a.actor_type = 'unauthenticated_user_actor')"""
+        SELECT coalesce({IDENTITY_SQL}, {NO_GROUP}) AS group_key, {columns} FROM raw.activities a
+        WHERE a.rowid IN (SELECT a.rowid FROM raw.activities a WHERE {where} AND {EMAIL_SQL} IS NULL)"""
 
 
 def _prepare_embargo(conn: duckdb.DuckDBPyConnection, config: MonitorsConfig) -> None:
@@ -289,22 +282,19 @@ def _deletion_baselines(conn: duckdb.DuckDBPyConnection, rule: Rule) -> None:
     hist_lo, hist_hi = _from_us((kmin - 1 - baseline) * hour), _from_us((kmax - 1) * hour)
     cands = [r[0] for r in conn.execute("SELECT DISTINCT group_key FROM m8_cand ORDER BY 1").fetchall()]
     in_cands = _sql_in(cands)
-    # A typed identity is the email when there is one: a filter on that one column (pushed into the scan) leaves
-    # the identity expression to the candidates' rows and the few rows without an email.
-    typed = (f"a.actor_type IS DISTINCT FROM 'unauthenticated_user_actor' "
-             f"AND (a.actor_email_address IN {in_cands} OR a.actor_email_address IS NULL)")
+    # An identity is the email when there is one: a filter on that one column (pushed into the scan) finds the
+    # email-identified candidates' rows without reading the JSON.
+    typed = f"a.actor_email_address IN {in_cands}"
     # First seen: the earliest activity of the actor, whatever its type, bounded below by the oldest history any
-    # candidate can use (an actor seen before that has a full baseline anyway). Actors other than unauthenticated
-    # ones are found from the typed columns alone; unauthenticated rows (whose identity may be in the JSON) are
-    # read only where they could move a first-seen earlier: before the typed first-seen of an actor whose history
-    # is not yet full.
+    # candidate can use (an actor seen before that has a full baseline anyway). Email-identified actors are found
+    # from the email column alone; rows without an email (whose identity may be in the JSON) are read only where
+    # they could move a first-seen earlier: before the email first-seen of an actor whose history is not yet full.
     params = {"lo": hist_lo, "hi": _from_us(kmax * hour)}
     conn.execute(f"""
         CREATE OR REPLACE TEMP TABLE m8_first AS
-        SELECT ident AS group_key, min(created_at) AS first_seen
-        FROM (SELECT {TYPED_IDENTITY_SQL} AS ident, a.created_at FROM raw.activities a
-              WHERE a.created_at >= $lo AND a.created_at < $hi AND {typed})
-        WHERE ident IN {in_cands}
+        SELECT a.actor_email_address AS group_key, min(a.created_at) AS first_seen
+        FROM raw.activities a
+        WHERE a.created_at >= $lo AND a.created_at < $hi AND {typed}
         GROUP BY 1
     """, params)
     open_end = conn.execute(f"""
@@ -329,14 +319,8 @@ def _deletion_baselines(conn: duckdb.DuckDBPyConnection, rule: Rule) -> None:
     if hist_lo < older_hi:
         deletions = f"a.type IN {_sql_in(rule.types)} AND a.created_at >= $lo AND a.created_at < $older_hi"
         older = f"""UNION ALL
-            SELECT ident, created_at FROM (SELECT {TYPED_IDENTITY_SQL} AS ident, a.created_at FROM raw.activities a
-                                           WHERE {deletions} AND {typed})
-            WHERE ident IN {in_cands}
-            UNION ALL
-            SELECT ident, created_at FROM (SELECT {IDENTITY_SQL} AS ident, a.created_at FROM raw.activities a
-                WHERE a.rowid IN (SELECT a.rowid FROM raw.activities a
-                                  WHERE {deletions} AND a.actor_type = 'unauthenticated_user_actor'))
-            WHERE ident IN {in_cands}"""
+            SELECT group_key, created_at FROM ({_identity_rows(deletions, "a.created_at")})
+            WHERE group_key IN {in_cands}"""
     conn.execute(f"""
         CREATE OR REPLACE TEMP TABLE m8_hist AS
         SELECT group_key, epoch_us(created_at) // $hour AS h, count(*) AS n

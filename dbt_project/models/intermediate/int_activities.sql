@@ -96,7 +96,7 @@ enriched as (
         a.organization_id,
         a.organization_uuid,
         a.actor_type,
-        {{ actor_identity('a') }}                                           as actor_identity,
+        a.actor_identity,
         a.actor_user_id,
         a.actor_email,
         a.actor_api_key_id,

@@ -49,6 +49,8 @@ renamed as (
              then coalesce(nullif(raw ->> '$.actor.service', ''), 'unknown') end
                                                                     as actor_system_service,
         nullif(ip_address, '')                                      as ip_address,
+        -- macros/actor_identity.sql: the same expression groups the monitors' events
+        {{ actor_identity('deduplicated') }}                        as actor_identity,
         nullif(user_agent, '')                                      as user_agent,
         raw,
         fetched_at,
