@@ -5,23 +5,40 @@
   run the model first deletes its rows of that window (pre-hook `delete_window`), then appends the window recomputed
   from the layer below (`window_filter` in its SQL). The window is thus made equal to its sources, also when the
   ingestion removed or re-added rows, and no row outside it is read or written. A full refresh rebuilds everything.
+
+  Models that carry reference columns (meta `rebuilds_on_reference_change`) also delete and recompute, outside the
+  window, the rows whose activity type, IP, user agent or embargoed country changed since they last applied the
+  reference changes (reference_changes.sql). A read that needs more than its rows (a lookback) can ask for all
+  history then (`all_history_on_reference_change`).
 -#}
 
 {% macro window_bounds() -%}
     '{{ var("min_date") }}'::TIMESTAMPTZ, '{{ var("max_date") }}'::TIMESTAMPTZ
 {%- endmacro %}
 
-{% macro window_filter(column, lookback=none) -%}
+{% macro window_filter(column, lookback=none, all_history_on_reference_change=false) -%}
     {%- if is_incremental() %}
-    and {{ column }} >= '{{ var("min_date") }}'::TIMESTAMPTZ {%- if lookback %} - INTERVAL '{{ lookback }}'{% endif %}
+    {%- set pending = pending_reference_changes() %}
+    {%- if pending and all_history_on_reference_change %}
+    -- reference changes to apply: all history
+    {%- else %}
+    and ({{ column }} >= '{{ var("min_date") }}'::TIMESTAMPTZ {%- if lookback %} - INTERVAL '{{ lookback }}'{% endif %}
     and {{ column }} < '{{ var("max_date") }}'::TIMESTAMPTZ
+    {%- if pending %}
+    or {{ reference_changed_rows(pending) }}
+    {%- endif %})
+    {%- endif %}
     {%- endif -%}
 {%- endmacro %}
 
 {% macro delete_window(column='created_at') -%}
     {%- if is_incremental() -%}
+    {%- set pending = pending_reference_changes() -%}
     delete from {{ this }}
     where {{ column }} >= '{{ var("min_date") }}'::TIMESTAMPTZ and {{ column }} < '{{ var("max_date") }}'::TIMESTAMPTZ
+    {%- if pending %}
+       or {{ reference_changed_rows(pending) }}
+    {%- endif %}
     {%- else -%}
     select 1 as no_window_to_delete
     {%- endif -%}

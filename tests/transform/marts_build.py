@@ -3,6 +3,7 @@ pytest process, on first use):
 
 1. a simulated day (every known activity type, a few unknown ones, planted monitor incidents, chats, directory)
    ingested through Dagster: raw/activities (ranged run, with the monitors), raw/chats, raw/organization_users;
+   one chat is then hard-deleted through the API and found by raw/chats_reconciliation;
 2. the marts built through Dagster with a full refresh (dbt_reference + dbt_activity_marts), then
 3. one more 5-minute window (synthetic records: a brand-new unknown type, reconnaissance followed by a privilege
    escalation, a Compliance API call from an embargoed country) loaded with the ingestion's loader and built through
@@ -44,6 +45,7 @@ class MartsBuild:
     incremental_invocation: str = ""
     incremental_vars: dict = field(default_factory=dict)
     extra_ids: list[str] = field(default_factory=list)
+    hard_deleted_chat: str = ""
 
 
 def resources(base_url: str, warehouse: Path) -> dict:
@@ -104,6 +106,22 @@ def load_extra_window(warehouse: Path) -> list[str]:
     return [r["id"] for r in records]
 
 
+def delete_one_chat(base_url: str, warehouse: Path) -> str:
+    """Hard-delete one stored chat through the API's DELETE endpoint (the reconciliation then finds it gone): the
+    day has a deleted chat with stored messages, which every chat panel but `deleted_chats` must leave out."""
+    import httpx
+
+    from tests.support.sim import FULL_KEY
+
+    with duckdb.connect(str(warehouse), read_only=True) as conn:
+        chat_id = conn.execute("SELECT c.id FROM raw.chats c WHERE c.deleted_at IS NULL AND EXISTS "
+                               "(SELECT 1 FROM raw.chat_messages m WHERE m.chat_id = c.id) ORDER BY c.id LIMIT 1"
+                               ).fetchone()[0]
+    with httpx.Client(base_url=base_url, headers={"x-api-key": FULL_KEY}, timeout=30) as http:
+        http.delete(f"/v1/compliance/apps/chats/{chat_id}").raise_for_status()
+    return chat_id
+
+
 def _invocations(warehouse: Path) -> list[str]:
     with duckdb.connect(str(warehouse), read_only=True) as conn:
         return [r[0] for r in conn.execute(
@@ -112,7 +130,7 @@ def _invocations(warehouse: Path) -> list[str]:
 
 def build(directory: Path) -> MartsBuild:
     from pipeline.defs.ingest.assets import raw_activities
-    from pipeline.defs.ingest.chats import raw_chats, raw_organization_users
+    from pipeline.defs.ingest.chats import raw_chats, raw_chats_reconciliation, raw_organization_users
     from pipeline.defs.monitors import activity_monitors
     from pipeline.defs.serve.assets import marts_file
     from pipeline.defs.transform.assets import dbt_activity_marts, dbt_reference
@@ -128,6 +146,8 @@ def build(directory: Path) -> MartsBuild:
     day = {ASSET_PARTITION_RANGE_START_TAG: f"{DAY}-00:00", ASSET_PARTITION_RANGE_END_TAG: f"{DAY}-23:55"}
     assert dg.materialize([raw_activities, activity_monitors], resources=res, tags=day).success
     assert dg.materialize([raw_chats], resources=res, tags=day).success
+    result_deleted = delete_one_chat(sim.base_url, warehouse)
+    assert dg.materialize([raw_chats_reconciliation], resources=res).success
     assert dg.materialize([raw_organization_users], resources=res).success
 
     serve_config = {"ops": {"serve__marts_file": {"config": {"serving_path": str(serving)}}}}
@@ -135,7 +155,8 @@ def build(directory: Path) -> MartsBuild:
         [dbt_reference, dbt_activity_marts], resources=res, partition_key=f"{DAY}-23:55",
         run_config={"ops": {"dbt_activity_marts": {"config": {"full_refresh": True}}}})
     assert full.success
-    result = MartsBuild(warehouse=warehouse, serving=serving, base_url=sim.base_url)
+    result = MartsBuild(warehouse=warehouse, serving=serving, base_url=sim.base_url,
+                        hard_deleted_chat=result_deleted)
     result.full_invocation = _invocations(warehouse)[0]
 
     result.extra_ids = load_extra_window(warehouse)

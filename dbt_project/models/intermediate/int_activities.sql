@@ -5,11 +5,16 @@
         on_schema_change='fail',
         tags=['partitioned'],
         pre_hook="{{ delete_window() }}",
+        post_hook="{{ record_reference_applied() }}",
+        meta={'rebuilds_on_reference_change': true},
     )
 }}
 
+-- depends_on: {{ ref('int_reference_versions') }}
+
 -- One row per activity with everything every activity mart shares: time buckets, categorisation, outcome, actor
--- identity, geolocation and embargo, parsed user agent, the monitor rules the event can feed.
+-- identity, geolocation and embargo, parsed user agent, the monitor rules the event can feed. Besides its window, a
+-- run rebuilds the rows whose reference keys changed (macros/reference_changes.sql).
 
 with activities as (
 

@@ -19,7 +19,9 @@ reconnaissance as (
     -- listing / viewing of users, groups, members and invites, by any actor, including the hour before the window
     select actor_identity, created_at
     from {{ ref('int_activities') }}
-    where is_reconnaissance and actor_identity is not null {{ window_filter('created_at', lookback='1 hour') }}
+    -- (all history while reference changes are applied: rebuilt rows outside the window need their prior hour)
+    where is_reconnaissance and actor_identity is not null
+        {{ window_filter('created_at', lookback='1 hour', all_history_on_reference_change=true) }}
 
 ),
 

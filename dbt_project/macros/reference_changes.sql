@@ -1,0 +1,75 @@
+{#-
+  Reference changes reach history (docs/reference-changes.md).
+
+  int_reference_versions records every change of a reference key (activity type, embargoed country, IP, user agent)
+  with the time of the dbt run that saw it. Each model that joins references (int_activities, meta
+  `rebuilds_on_reference_change`) or copies their columns (the activity marts) keeps in
+  intermediate.reference_applied the change time it has applied through. An incremental run then rebuilds, besides
+  its window, exactly the rows whose keys changed since: delete_window and window_filter (incremental_window.sql)
+  add `or <rows of changed keys>`. int_activities applies every recorded change; a mart applies the changes
+  int_activities has applied (so it never copies rows that are not rebuilt yet).
+
+  Keys first seen (change `added`) rebuild nothing, except an embargoed country: an IP, user agent or activity type
+  is recorded by the run that loads its first rows (the ingestion enriches before loading), so no built row can
+  carry it; a country added to the embargo list has history.
+-#}
+
+{% macro create_reference_applied() -%}
+    create schema if not exists intermediate;
+    create table if not exists intermediate.reference_applied (
+        model              varchar primary key,
+        applied_through    timestamptz,
+        dbt_invocation_id  varchar,
+        applied_at         timestamptz
+    )
+{%- endmacro %}
+
+{% macro rebuilds_on_reference_change() -%}
+    {{- return((config.get('meta') or {}).get('rebuilds_on_reference_change', false)) -}}
+{%- endmacro %}
+
+{#- Latest change this model may apply: all recorded ones for int_activities, else what int_activities applied. -#}
+{% macro reference_changes_upper_bound() -%}
+    {%- if this.name == 'int_activities' -%}
+    (select max(changed_at) from intermediate.int_reference_versions)
+    {%- else -%}
+    (select max(applied_through) from intermediate.reference_applied where model = 'int_activities')
+    {%- endif -%}
+{%- endmacro %}
+
+{#- (applied_through, upper bound) as text when this incremental run has reference changes to apply, else none. -#}
+{% macro pending_reference_changes() -%}
+    {%- if not execute or not is_incremental() or not rebuilds_on_reference_change() -%}{{ return(none) }}{%- endif -%}
+    {%- set result = run_query(
+        "select coalesce((select max(applied_through) from intermediate.reference_applied where model = '"
+        ~ this.name ~ "'), '-infinity'::timestamptz)::varchar, " ~ reference_changes_upper_bound() ~ "::varchar, "
+        ~ reference_changes_upper_bound() ~ " > coalesce((select max(applied_through) from "
+        ~ "intermediate.reference_applied where model = '" ~ this.name ~ "'), '-infinity'::timestamptz)") -%}
+    {%- set row = result.rows[0] -%}
+    {%- if row[2] -%}{{ return([row[0], row[1]]) }}{%- endif -%}
+    {{- return(none) -}}
+{%- endmacro %}
+
+{#- The rows (of any relation with event_type, ip_address and user_agent) whose reference keys changed in
+    (applied_through, upper bound]. -#}
+{% macro reference_changed_rows(pending) -%}
+    {%- set changes -%}
+        select reference_key from intermediate.int_reference_versions
+        where changed_at > '{{ pending[0] }}'::timestamptz and changed_at <= '{{ pending[1] }}'::timestamptz
+    {%- endset -%}
+    (event_type in ({{ changes }} and reference = 'activity_catalog' and change_kind <> 'added')
+     or ip_address in ({{ changes }} and reference = 'ip_geolocation' and change_kind <> 'added')
+     or user_agent in ({{ changes }} and reference = 'user_agents' and change_kind <> 'added')
+     or ip_address in (select ip_address from staging.stg_ip_geolocation
+                       where geo_country_iso in ({{ changes }} and reference = 'embargoed_regions')))
+{%- endmacro %}
+
+{#- Post-hook: this model now reflects the references through the upper bound (a full build reflects all of them). -#}
+{% macro record_reference_applied() -%}
+    {%- if rebuilds_on_reference_change() -%}
+    insert or replace into intermediate.reference_applied
+    select '{{ this.name }}', {{ reference_changes_upper_bound() }}, '{{ invocation_id }}', now()
+    {%- else -%}
+    select 1 as no_reference_columns
+    {%- endif -%}
+{%- endmacro %}
