@@ -320,6 +320,16 @@ class Enricher:
             WHERE ip_address IS NOT NULL
               AND NOT EXISTS (SELECT 1 FROM enrichment.ip_geolocation g WHERE g.ip = s.ip_address)
         """).fetchall()]
+        # IPs geolocated with another database (GEOIP_CITY_DB now points at a newer one): looked up again once and
+        # replaced, so monitors and marts see today's answer (the marts rebuild those IPs' rows: docs/reference-changes.md)
+        outdated = [r[0] for r in conn.execute("""
+            SELECT ip FROM enrichment.ip_geolocation GROUP BY ip
+            HAVING arg_max(geo_database, enriched_at) IS DISTINCT FROM $db
+        """, {"db": self.geo_database}).fetchall()]
+        if outdated:
+            conn.execute("DELETE FROM enrichment.ip_geolocation WHERE ip IN (SELECT unnest($ips))", {"ips": outdated})
+        new_ips = len(ips)
+        ips += outdated
         if ips:
             _insert_rows(conn, "ip_geolocation", [
                 {**{c: getattr(i, c) for c in GEO_COLUMNS}, "geo_database": self.geo_database}
@@ -335,7 +345,7 @@ class Enricher:
                 info = self.parse_user_agent(ua)
                 rows.append({"user_agent": ua, **{c: getattr(info, c) for c in UA_COLUMNS[1:]}})
             _insert_rows(conn, "user_agents", rows, now)
-        return len(ips), len(uas)
+        return new_ips, len(uas)
 
 
 def _insert_rows(conn: duckdb.DuckDBPyConnection, table: str, rows: list[dict], now: datetime) -> None:
