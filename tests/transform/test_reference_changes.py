@@ -1,0 +1,132 @@
+"""Reference changes reach history (issue #16): an edit of the embargo seed and a changed geolocation (what the
+ingestion writes after GEOIP_CITY_DB points at a newer database) propagate to the marts on the next ordinary
+partitioned dbt run, only the affected rows are rewritten, the change is recorded, and marts and monitors agree.
+
+One real `dbt build` (seed + partitioned models, a later empty window) on a private copy of the shared warehouse,
+with a copy of the dbt project whose embargo seed is edited."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from pipeline.config import PROJECT_ROOT
+from pipeline.monitors import load_config
+from pipeline.monitors.evaluate import evaluate
+from tests.transform.marts_build import DAY, EXTRA_END, copy_warehouse
+
+ACTIVITY_MARTS = ["activity_overview", "api_key_monitoring", "identity_access_auth", "compliance_api_access",
+                  "data_access_exfiltration", "user_agent_analysis", "claude_usage", "org_policy_config"]
+NEXT_WINDOW = {"min_date": "2026-11-04T00:00:00+00:00", "max_date": "2026-11-04T00:05:00+00:00"}
+
+
+def _dbt(project: Path, warehouse: Path, *args: str) -> str:
+    env = {**os.environ, "COMPLIANCE_WAREHOUSE_PATH": str(warehouse)}
+    dbt = Path(sys.executable).parent / "dbt"
+    done = subprocess.run([str(dbt), *args, "--project-dir", str(project), "--profiles-dir", str(project)],
+                          cwd=project, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:]
+    return done.stdout
+
+
+@pytest.fixture(scope="module")
+def changed(built, tmp_path_factory):
+    directory = tmp_path_factory.mktemp("reference-change")
+    warehouse = copy_warehouse(built, directory)
+    project = directory / "dbt_project"
+    shutil.copytree(PROJECT_ROOT / "dbt_project", project, ignore=shutil.ignore_patterns("target", "logs"))
+    with duckdb.connect(str(warehouse)) as conn:
+        # the most frequent public country that is not embargoed becomes embargoed
+        country = conn.execute("""
+            SELECT geo_country_iso FROM marts.activity_overview
+            WHERE geo_country_iso IS NOT NULL AND NOT is_embargoed AND NOT ip_is_private
+            GROUP BY 1 ORDER BY count(*) DESC LIMIT 1""").fetchone()[0]
+        # one IP of yet another country now geolocates to North Korea (a newer GeoIP database's answer)
+        moved_ip = conn.execute("""
+            SELECT ip_address FROM marts.activity_overview
+            WHERE geo_country_iso NOT IN (?, 'KP') AND NOT is_embargoed AND NOT ip_is_private
+            GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1""", [country]).fetchone()[0]
+        conn.execute("""UPDATE enrichment.ip_geolocation SET country_iso = 'KP', country_name = 'North Korea',
+                        subdivision_iso = NULL, subdivision_name = NULL, city = 'Pyongyang',
+                        geo_database = 'GeoIP2-City-newer.mmdb', enriched_at = now() WHERE ip = ?""", [moved_ip])
+        before = {m: dict(conn.execute(f"SELECT activity_id, dbt_invocation_id FROM marts.{m}").fetchall())
+                  for m in ACTIVITY_MARTS}
+    seed = project / "seeds" / "embargoed_regions.csv"
+    seed.write_text(seed.read_text() + f"{country},,Newly embargoed,2000-01-01\n")
+    _dbt(project, warehouse, "build", "--select", "embargoed_regions", "tag:partitioned",
+         "--exclude", "test_type:unit", "--vars", json.dumps(NEXT_WINDOW))
+    return {"warehouse": warehouse, "seed": seed, "country": country, "moved_ip": moved_ip, "before": before}
+
+
+@pytest.fixture(scope="module")
+def wh(changed):
+    conn = duckdb.connect(str(changed["warehouse"]))
+    yield conn
+    conn.close()
+
+
+def test_the_marts_follow_the_edited_embargo_list_and_the_new_geolocation(wh, changed):
+    country, ip = changed["country"], changed["moved_ip"]
+    for mart in ACTIVITY_MARTS:
+        wrong = wh.execute(f"""
+            SELECT count(*) FILTER (WHERE geo_country_iso = ? AND NOT ip_is_private
+                                          AND NOT (is_embargoed AND embargo_region LIKE '%' || ? || '%')),
+                   count(*) FILTER (WHERE ip_address = ? AND NOT (geo_country_iso = 'KP' AND is_embargoed)),
+                   count(*) FILTER (WHERE geo_country_iso = ?)
+            FROM marts.{mart}""", [country, country, ip, country]).fetchone()
+        assert wrong[:2] == (0, 0), (mart, wrong)
+    assert wh.execute("SELECT count(*) FROM marts.activity_overview WHERE ip_address = ?", [ip]).fetchone()[0] > 0
+    # int_activities' monitor rule column follows too
+    assert wh.execute("""SELECT bool_and(list_contains(monitor_rules, 'embargoed_location'))
+                         FROM intermediate.int_activities WHERE geo_country_iso = ? AND NOT ip_is_private""",
+                      [country]).fetchone()[0]
+
+
+def test_only_the_affected_rows_are_rewritten(wh, changed):
+    country, ip = changed["country"], changed["moved_ip"]
+    for mart in ACTIVITY_MARTS:
+        after = dict(wh.execute(f"SELECT activity_id, dbt_invocation_id FROM marts.{mart}").fetchall())
+        before = changed["before"][mart]
+        assert set(after) == set(before), mart
+        rewritten = {a for a in after if after[a] != before[a]}
+        affected = {r[0] for r in wh.execute(
+            f"SELECT activity_id FROM marts.{mart} WHERE geo_country_iso = ? OR ip_address = ?",
+            [country, ip]).fetchall()}
+        assert rewritten == affected, (mart, len(rewritten), len(affected))
+    assert 0 < len(affected) < len(after) / 2
+
+
+def test_the_change_is_recorded(wh, changed):
+    recorded = wh.execute("""
+        SELECT reference, reference_key, change_kind, changed_at FROM intermediate.int_reference_versions
+        WHERE changed_at = (SELECT max(changed_at) FROM intermediate.int_reference_versions)
+        ORDER BY 1, 2""").fetchall()
+    assert [(r[0], r[1], r[2]) for r in recorded] == sorted(
+        [("embargoed_regions", changed["country"], "added"), ("ip_geolocation", changed["moved_ip"], "changed")])
+    applied = dict(wh.execute("SELECT model, applied_through FROM intermediate.reference_applied").fetchall())
+    assert {"int_activities", *ACTIVITY_MARTS} <= set(applied)
+    assert all(applied[m] == recorded[0][3] for m in ("int_activities", *ACTIVITY_MARTS))
+
+
+def test_monitors_and_marts_agree_afterwards(wh, changed):
+    """The embargo monitor (reading the edited seed and the geolocation table) flags exactly the events the marts
+    flag as embargoed."""
+    config = load_config(env={}, seed_path=changed["seed"])
+    start = datetime.fromisoformat(f"{DAY}T00:00:00+00:00")
+    results = evaluate(wh, config, start, EXTRA_END, monitors=["embargoed_location"])
+    flagged = {i for inc in results["embargoed_location"].incidents for i in inc.activity_ids}
+    marts = {r[0] for r in wh.execute(
+        "SELECT activity_id FROM marts.activity_overview WHERE is_embargoed AND created_at >= ? AND created_at < ?",
+        [start, EXTRA_END]).fetchall()}
+    assert flagged == marts
+    new = {r[0] for r in wh.execute("SELECT activity_id FROM marts.activity_overview WHERE geo_country_iso = ? "
+                                    "OR ip_address = ?", [changed["country"], changed["moved_ip"]]).fetchall()}
+    assert new and new <= flagged
