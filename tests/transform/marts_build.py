@@ -6,7 +6,7 @@ pytest process, on first use):
    one chat is then hard-deleted through the API and found by raw/chats_reconciliation;
 2. the marts built through Dagster with a full refresh (dbt_reference + dbt_activity_marts), then
 3. one more 5-minute window (synthetic records: a brand-new unknown type, reconnaissance followed by a privilege
-   escalation, a Compliance API call from an embargoed country) loaded with the ingestion's loader and built through
+   escalation, a Compliance API call from an embargoed country, a rejected join proposal) loaded with the ingestion's loader and built through
    an *incremental* partition run, then
 4. the serving file published (serve/marts_file).
 """
@@ -88,6 +88,8 @@ def extra_records() -> list[dict]:
          "type": "compliance_api_accessed", "request_id": "req_01Extra", "request_method": "GET",
          "status_code": 403, "url": "https://api.anthropic.com/v1/compliance/apps/chats/claude_chat_01X/messages",
          "request_body": None},
+        {"id": "activity_01ExtraProposalRejected", "created_at": ts(4, 0), **org, "actor": user,
+         "type": "org_join_proposal_decided", "approved": False},
     ]
 
 

@@ -193,3 +193,26 @@ def test_privilege_escalation_includes_rbac_role_assignments(serving, wh):
     rows = run_panel(serving, "identity_access_auth", "privilege_escalation")
     assert assigned > 0 and sum(1 for r in rows if r[1] == "rbac_role_assigned") == assigned
     assert all(r[3] is not None for r in rows if r[1] == "rbac_role_assigned")  # the principal it was assigned to
+
+
+def test_the_monitors_identity_gives_the_dbt_unit_test_s_answer_for_every_actor_type():
+    """The dbt unit test `actor_identity_takes_the_first_known_identifier` (stg_activities, one row per actor type and
+    fallback) replayed through the monitors' rendering of the same macro."""
+    import yaml
+
+    spec = yaml.safe_load((PROJECT_ROOT / "dbt_project" / "models" / "staging" / "stg_activities.yml").read_text())
+    test = next(t for t in spec["unit_tests"] if t["name"] == "actor_identity_takes_the_first_known_identifier")
+    rows, expected = test["given"][0]["rows"], {r["activity_id"]: r["actor_identity"] for r in test["expect"]["rows"]}
+    columns = ["id", "actor_type", "actor_email_address", "actor_admin_api_key_id", "actor_api_key_id",
+               "actor_service_account_id", "ip_address", "raw"]
+    conn = duckdb.connect()
+    conn.execute("CREATE SCHEMA raw; CREATE TABLE raw.activities (id VARCHAR, actor_type VARCHAR, "
+                 "actor_email_address VARCHAR, actor_admin_api_key_id VARCHAR, actor_api_key_id VARCHAR, "
+                 "actor_service_account_id VARCHAR, ip_address VARCHAR, raw JSON)")
+    conn.executemany("INSERT INTO raw.activities VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                     [[r.get(c) for c in columns] for r in rows])
+    got = dict(conn.execute(f"SELECT a.id, {identity_sql('a')} FROM raw.activities a").fetchall())
+    assert got == expected
+    assert {r["actor_type"] for r in rows} >= {
+        "user_actor", "unauthenticated_user_actor", "admin_api_key_actor", "api_actor", "service_account_actor",
+        "federated_actor", "scim_directory_sync_actor", "system_actor", "anthropic_actor", "attested_device_actor"}
