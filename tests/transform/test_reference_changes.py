@@ -1,9 +1,10 @@
-"""Reference changes reach history (issue #16): an edit of the embargo seed and a changed geolocation (what the
-ingestion writes after GEOIP_CITY_DB points at a newer database) propagate to the marts on the next ordinary
+"""Reference changes reach history (issue #16): an edit of the embargo seed, a catalog row for a type the catalog did
+not know, and a changed geolocation (what the ingestion writes after GEOIP_CITY_DB points at a newer database)
+propagate to the marts on the next ordinary
 partitioned dbt run, only the affected rows are rewritten, the change is recorded, and marts and monitors agree.
 
 One real `dbt build` (seed + partitioned models, a later empty window) on a private copy of the shared warehouse,
-with a copy of the dbt project whose embargo seed is edited."""
+with a copy of the dbt project whose embargo and catalog seeds are edited."""
 
 from __future__ import annotations
 
@@ -57,13 +58,19 @@ def changed(built, tmp_path_factory):
         conn.execute("""UPDATE enrichment.ip_geolocation SET country_iso = 'KP', country_name = 'North Korea',
                         subdivision_iso = NULL, subdivision_name = NULL, city = 'Pyongyang',
                         geo_database = 'GeoIP2-City-newer.mmdb', enriched_at = now() WHERE ip = ?""", [moved_ip])
+        # the most frequent type the catalog does not know gets a catalog row: Claude Usage, a failure
+        new_type = conn.execute("""SELECT event_type FROM marts.activity_overview WHERE NOT is_known_type
+                                   GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1""").fetchone()[0]
         before = {m: dict(conn.execute(f"SELECT activity_id, dbt_invocation_id FROM marts.{m}").fetchall())
                   for m in ACTIVITY_MARTS}
     seed = project / "seeds" / "embargoed_regions.csv"
     seed.write_text(seed.read_text() + f"{country},,Newly embargoed,2000-01-01\n")
-    _dbt(project, warehouse, "build", "--select", "embargoed_regions", "tag:partitioned",
+    catalog = project / "seeds" / "activity_catalog.csv"
+    catalog.write_text(catalog.read_text() + f"{new_type},usage,claude_usage,test_thing,tested,failure,false,test\n")
+    _dbt(project, warehouse, "build", "--select", "embargoed_regions", "activity_catalog", "tag:partitioned",
          "--exclude", "test_type:unit", "--vars", json.dumps(NEXT_WINDOW))
-    return {"warehouse": warehouse, "seed": seed, "country": country, "moved_ip": moved_ip, "before": before}
+    return {"warehouse": warehouse, "seed": seed, "country": country, "moved_ip": moved_ip, "before": before,
+            "new_type": new_type}
 
 
 @pytest.fixture(scope="module")
@@ -90,16 +97,27 @@ def test_the_marts_follow_the_edited_embargo_list_and_the_new_geolocation(wh, ch
                       [country]).fetchone()[0]
 
 
+def test_the_marts_follow_the_extended_catalog(wh, changed):
+    new_type = changed["new_type"]
+    assert wh.execute("SELECT DISTINCT category, is_known_type, outcome FROM marts.activity_overview "
+                      "WHERE event_type = ?", [new_type]).fetchall() == [("usage", True, "failure")]
+    rows = wh.execute("SELECT count(*) FROM marts.activity_overview WHERE event_type = ?", [new_type]).fetchone()[0]
+    usage = wh.execute("SELECT count(*) FROM marts.claude_usage WHERE event_type = ?", [new_type]).fetchone()[0]
+    assert rows > 0 and usage == rows
+
+
 def test_only_the_affected_rows_are_rewritten(wh, changed):
-    country, ip = changed["country"], changed["moved_ip"]
+    country, ip, new_type = changed["country"], changed["moved_ip"], changed["new_type"]
     for mart in ACTIVITY_MARTS:
         after = dict(wh.execute(f"SELECT activity_id, dbt_invocation_id FROM marts.{mart}").fetchall())
         before = changed["before"][mart]
-        assert set(after) == set(before), mart
-        rewritten = {a for a in after if after[a] != before[a]}
+        moved_in = {a for a in after if a not in before}
+        assert not set(before) - set(after), mart
+        assert not moved_in or mart == "claude_usage", mart
+        rewritten = {a for a in after if after[a] != before.get(a)}
         affected = {r[0] for r in wh.execute(
-            f"SELECT activity_id FROM marts.{mart} WHERE geo_country_iso = ? OR ip_address = ?",
-            [country, ip]).fetchall()}
+            f"SELECT activity_id FROM marts.{mart} WHERE geo_country_iso = ? OR ip_address = ? OR event_type = ?",
+            [country, ip, new_type]).fetchall()}
         assert rewritten == affected, (mart, len(rewritten), len(affected))
         if mart == "activity_overview":
             assert 0 < len(affected) < len(after) / 4
@@ -111,7 +129,8 @@ def test_the_change_is_recorded(wh, changed):
         WHERE changed_at = (SELECT max(changed_at) FROM intermediate.int_reference_versions)
         ORDER BY 1, 2""").fetchall()
     assert [(r[0], r[1], r[2]) for r in recorded] == sorted(
-        [("embargoed_regions", changed["country"], "added"), ("ip_geolocation", changed["moved_ip"], "changed")])
+        [("activity_catalog", changed["new_type"], "changed"), ("embargoed_regions", changed["country"], "added"),
+         ("ip_geolocation", changed["moved_ip"], "changed")])
     applied = dict(wh.execute("SELECT model, applied_through FROM intermediate.reference_applied").fetchall())
     assert {"int_activities", *ACTIVITY_MARTS} <= set(applied)
     assert all(applied[m] == recorded[0][3] for m in ("int_activities", *ACTIVITY_MARTS))
