@@ -133,3 +133,24 @@ def test_empty_range_is_attested_with_zero(conn, tmp_path):
     assert conn.execute("SELECT sum(record_count), count(*) FROM raw.activity_attestations").fetchone() == (0, 3)
     with pytest.raises(duckdb.Error):
         conn.execute("SELECT * FROM staged_records")  # temp tables are gone after the load
+
+
+def test_ips_geolocated_with_another_database_are_looked_up_again_once(conn, tmp_path):
+    """GEOIP_CITY_DB now points at another database: the next load replaces the stored answers of every IP (one row
+    per IP), and the load after that looks nothing up again."""
+    from pipeline.enrichment.geo import GeoIPLookup
+    from pipeline.enrichment.useragent import parse_user_agent
+    from pipeline.warehouse.activities import Enricher
+
+    enricher = Enricher(GeoIPLookup(None), parse_user_agent)
+    load(conn, tmp_path, [[activity(i, i) for i in range(10)]], enricher=enricher)
+    real = conn.execute("SELECT country_iso FROM enrichment.ip_geolocation WHERE ip = '81.2.69.160'").fetchone()[0]
+    assert real
+    # as stored by an older database
+    conn.execute("UPDATE enrichment.ip_geolocation SET country_iso = 'ZZ', geo_database = 'GeoLite2-City.mmdb@old'")
+    load(conn, tmp_path, [[activity(i, i) for i in range(20, 30)]], run_id="run-2", enricher=enricher)
+    rows = conn.execute("SELECT ip, country_iso, geo_database FROM enrichment.ip_geolocation").fetchall()
+    assert rows == [("81.2.69.160", real, enricher.geo_database)]
+    before = snapshot(conn)["enrichment.ip_geolocation"]
+    load(conn, tmp_path, [[activity(i, i) for i in range(40, 50)]], run_id="run-3", enricher=enricher)
+    assert snapshot(conn)["enrichment.ip_geolocation"] == before
