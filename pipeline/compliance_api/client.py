@@ -57,6 +57,7 @@ from pipeline.compliance_api.errors import (
     TransportError,
     error_for_status,
 )
+from pipeline.compliance_api.hostile import RejectedRecord, decode_with_rejects, is_content_error
 from pipeline.compliance_api.ratelimit import RequestBudget, shared_budget
 
 logger = logging.getLogger("pipeline.compliance_api")
@@ -541,9 +542,32 @@ class ComplianceClient:
                                 validate(data)
                         return APIResponse(resp.status_code, resp.headers, resp.content, data, request_id, attempt)
                     except orjson.JSONDecodeError as exc:
-                        err = InvalidResponseError(
-                            f"Invalid JSON body ({len(resp.content)} bytes, truncated?): {exc}",
-                            status_code=resp.status_code, request_id=request_id, method=method, path=path)
+                        if not is_content_error(exc):
+                            err = InvalidResponseError(
+                                f"Invalid JSON body ({len(resp.content)} bytes, truncated?): {exc}",
+                                status_code=resp.status_code, request_id=request_id, method=method, path=path)
+                        else:
+                            # A complete body whose records include undecodable ones: the same bytes would come
+                            # back on a retry. Its records are decoded one by one, hostile ones marked for quarantine.
+                            data = decode_with_rejects(resp.content)
+                            if data is None:
+                                fatal = InvalidResponseError(
+                                    f"Undecodable JSON body ({len(resp.content)} bytes, complete): {exc}",
+                                    status_code=resp.status_code, request_id=request_id, method=method, path=path)
+                                fatal.retryable = False
+                                fatal.body = resp.content  # for the caller's quarantine; never in the message
+                                raise fatal from None
+                            if decode is decode_envelope_lazily:
+                                data["data_json"] = None
+                            try:
+                                if validate is not None:
+                                    validate(data)
+                                return APIResponse(resp.status_code, resp.headers, resp.content, data, request_id,
+                                                   attempt)
+                            except InvalidResponseError as shape:
+                                err = InvalidResponseError(f"Unexpected response shape: {shape.args[0]}",
+                                                           status_code=resp.status_code, request_id=request_id,
+                                                           method=method, path=path)
                     except InvalidResponseError as exc:
                         err = InvalidResponseError(f"Unexpected response shape: {exc.args[0]}",
                                                    status_code=resp.status_code, request_id=request_id,
@@ -853,7 +877,8 @@ class _CursorPageIterator:
                        last_id: Any, started: datetime) -> Page:
         data_json = data["data_json"]
         if data_json is None:  # an envelope of another layout was parsed anyway: hand its array over as bytes
-            data_json = orjson.dumps(data["data"])
+            data_json = b"[" + b",".join(r.raw if isinstance(r, RejectedRecord) else orjson.dumps(r)
+                                         for r in data["data"]) + b"]"
         s = self._summary
         number = s.pages + 1
         page = self._page_cls(records=None, raw_count=None, duplicates_dropped=0, first_id=first_id, last_id=last_id,

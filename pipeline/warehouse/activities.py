@@ -25,7 +25,8 @@ import orjson
 
 from pipeline.warehouse.files import private_dir, private_file
 from pipeline.warehouse.schema import GEO_COLUMNS, UA_COLUMNS, ensure_schema
-from pipeline.warehouse.screening import screen_page
+from pipeline.compliance_api.hostile import RejectedRecord
+from pipeline.warehouse.screening import quarantine_entry, screen_page
 
 WINDOW = "INTERVAL 5 MINUTE"
 
@@ -460,7 +461,10 @@ def _spool_page(page, spool: PageSpool, stats: TraversalStats) -> str:
         if rejected:
             spool.add_rejected(path, rejected)
     else:
-        path = spool.add(page.records)
+        rejected = [r for r in page.records if isinstance(r, RejectedRecord)]
+        path = spool.add([r for r in page.records if not isinstance(r, RejectedRecord)] if rejected else page.records)
+        if rejected:
+            spool.add_rejected(path, [quarantine_entry(r.reason, r.raw) for r in rejected])
         stats.records += page.raw_count - page.duplicates_dropped
         stats.duplicates_dropped += page.duplicates_dropped
     stats.pages += 1

@@ -11,12 +11,10 @@ from __future__ import annotations
 import base64
 import re
 
-import orjson
+from pipeline.compliance_api.hostile import item_reason, split_array
 
 # Any surrogate escape (valid pairs included, e.g. an escaped emoji): the page is then checked record by record.
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
-# Tokens of a JSON text that matter for splitting an array into its items: strings (any bytes) and structure.
-_TOKEN = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{},]', re.DOTALL)
 _ID = re.compile(rb'"id"\s*:\s*"((?:[^"\\]|\\.){1,200})"')
 
 
@@ -29,63 +27,21 @@ def page_is_suspicious(data: bytes) -> bool:
     return _SURROGATE_ESCAPE.search(data) is not None
 
 
-def split_array(data: bytes) -> list[bytes] | None:
-    """The items of a JSON array as their exact bytes, or None when `data` is not one array."""
-    items: list[bytes] = []
-    depth, start = 0, None
-    for match in _TOKEN.finditer(data):
-        token = match.group()
-        if token in (b"[", b"{"):
-            if depth == 0 and token == b"[" and start is None and not items:
-                start = match.end()
-            depth += 1
-        elif token in (b"]", b"}"):
-            depth -= 1
-            if depth == 0:
-                if start is None:
-                    return None
-                item = data[start:match.start()].strip()
-                if item or items:
-                    items.append(item)
-                return items if not data[match.end():].strip() else None
-        elif token == b"," and depth == 1:
-            if start is None:
-                return None
-            items.append(data[start:match.start()].strip())
-            start = match.end()
-    return None
-
-
-def text_reason(item: bytes) -> str | None:
-    """Why this item cannot be stored as text (None: it can). Deep nesting is no reason here: DuckDB stores it."""
-    try:
-        orjson.loads(item)
-    except orjson.JSONDecodeError as exc:
-        message = str(exc)
-        if "not valid UTF-8" in message:
-            return "invalid_utf8"
-        if "surrogate" in message:
-            return "invalid_unicode_escape"
-        if "depth" in message:
-            return None
-        return "invalid_json"
-    return None
-
-
 def screen_page(data: bytes) -> tuple[bytes, list[dict]]:
     """The page's array without its hostile items, and those items as quarantine entries (reason, id when readable,
     exact bytes in base64, a readable rendering). A page that is not one array is returned unchanged: the load then
     fails on it with DuckDB's own error."""
     if not page_is_suspicious(data):
         return data, []
-    items = split_array(data)
-    if items is None:
+    start = len(data) - len(data.lstrip())
+    split = split_array(data, start)
+    if split is None or data[split[1]:].strip():
         return data, []
     kept: list[bytes] = []
     rejected: list[dict] = []
-    for item in items:
-        reason = text_reason(item)
-        if reason is None:
+    for item in split[0]:
+        reason = item_reason(item)
+        if reason is None or reason == "nesting_too_deep":  # DuckDB has no depth limit: stored as delivered
             kept.append(item)
         else:
             rejected.append(quarantine_entry(reason, item))
