@@ -360,6 +360,29 @@ def _validate_object(data: Any) -> None:
         raise InvalidResponseError(f"expected a JSON object, got {type(data).__name__}")
 
 
+ALLOWED_HOSTS_ENV = "COMPLIANCE_API_ALLOWED_HOSTS"
+
+
+def allowed_hosts(env: Mapping[str, str] | None = None) -> set[str]:
+    """Hosts the key may be sent to: the host of COMPLIANCE_API_BASE_URL (default api.anthropic.com) and those listed
+    in COMPLIANCE_API_ALLOWED_HOSTS (comma-separated). Set on the host, never from the UI."""
+    env = os.environ if env is None else env
+    configured = urllib.parse.urlsplit((env.get(BASE_URL_ENV) or DEFAULT_BASE_URL).strip()).hostname
+    listed = {h.strip().lower() for h in (env.get(ALLOWED_HOSTS_ENV) or "").split(",") if h.strip()}
+    return {h for h in {configured, *listed} if h}
+
+
+def check_base_url(base_url: str, env: Mapping[str, str] | None = None) -> str:
+    """`base_url` if its host is allowed, else a ConfigurationError naming the settings (a base URL changed from run
+    config to another host must not receive the key)."""
+    host = (urllib.parse.urlsplit(base_url.strip()).hostname or "").lower()
+    if host not in allowed_hosts(env):
+        raise ConfigurationError(
+            f"Compliance API base URL host {host or base_url!r} is not allowed: the key is only sent to the host of "
+            f"{BASE_URL_ENV} or one listed in {ALLOWED_HOSTS_ENV} (set in the environment, not in run config).")
+    return base_url
+
+
 def _is_loopback(host: str) -> bool:
     if host in ("localhost",) or host.endswith(".localhost"):
         return True
@@ -398,7 +421,8 @@ class ComplianceClient:
         if parsed.scheme not in ("http", "https") or not parsed.hostname:
             raise ConfigurationError(f"Invalid Compliance API base URL {base_url!r} (expected http(s)://host[:port]).")
         if parsed.scheme == "http" and not _is_loopback(parsed.hostname):
-            logger.warning("Compliance API base URL %s is plain http: the API key travels unencrypted", base_url)
+            raise ConfigurationError(f"Compliance API base URL {base_url!r} is plain http to a host that is not "
+                                     "loopback: the key would travel unencrypted. Use https.")
         if timeout <= 0 or max_retries < 0 or backoff_initial < 0 or backoff_max < backoff_initial:
             raise ConfigurationError("timeout must be > 0, max_retries >= 0 and 0 <= backoff_initial <= backoff_max.")
         self.base_url = base_url

@@ -18,7 +18,7 @@ from pipeline.defs.ingest.chats import raw_chats
 from pipeline.defs.resources import ComplianceAPIResource, GeoIPResource, WarehouseResource
 from simulator.hostile import KINDS
 from simulator.process import SimulatorProcess
-from tests.support.sim import FULL_KEY, ground_truth, set_clock, stats
+from tests.support.sim import ground_truth, set_clock, stats
 from tests.unit.test_warehouse_load import snapshot
 
 DAY = "2026-11-03"
@@ -27,7 +27,7 @@ ACTIVITY_REASONS = {"invalid_unicode_escape", "invalid_utf8", "wrong_type", "mis
 
 
 def resources(base_url, warehouse):
-    return {"compliance_api": ComplianceAPIResource(api_key=FULL_KEY, base_url=base_url, timeout_seconds=5.0,
+    return {"compliance_api": ComplianceAPIResource(base_url=base_url, timeout_seconds=5.0,
                                                     max_retries=3, requests_per_minute=100_000),
             "warehouse": WarehouseResource(path=str(warehouse)), "geoip": GeoIPResource()}
 
