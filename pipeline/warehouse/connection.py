@@ -14,6 +14,9 @@ from pathlib import Path
 
 import duckdb
 
+from pipeline.config import DATA_DIR
+from pipeline.warehouse.files import private_dir, restrict
+
 
 class WarehouseLockedError(RuntimeError):
     pass
@@ -23,7 +26,8 @@ def connect(path: str | Path, *, read_only: bool = False, memory_limit: str | No
             lock_timeout: float = 60.0) -> duckdb.DuckDBPyConnection:
     path = Path(path)
     if not read_only:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        # Private by default: the project's data folder is narrowed to owner-only, a missing folder created so.
+        private_dir(path.parent, narrow=path.parent.resolve() == DATA_DIR.resolve())
     config = {"memory_limit": memory_limit} if memory_limit else {}
     deadline = time.monotonic() + lock_timeout
     delay = 0.1
@@ -41,6 +45,8 @@ def connect(path: str | Path, *, read_only: bool = False, memory_limit: str | No
                 raise
             time.sleep(delay)
             delay = min(delay * 2, 2.0)
+    if not read_only:
+        restrict(path)  # DuckDB creates the file (and its .wal) with the umask
     conn.execute("SET TimeZone = 'UTC'")
     return conn
 

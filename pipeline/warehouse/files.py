@@ -20,11 +20,14 @@ class FileModeError(ValueError):
     pass
 
 
-def private_dir(path: Path) -> Path:
-    """Create `path` (and missing parents) owner-only; an existing folder we own is narrowed to owner-only."""
+def private_dir(path: Path, *, narrow: bool = False) -> Path:
+    """Create `path` owner-only when missing. An existing folder is narrowed only with `narrow` (the project's own
+    data folder): a folder the operator chose (their home, /srv/...) keeps its mode; the files in it are private."""
     path = Path(path)
-    path.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR_MODE)
-    if path.stat().st_uid == os.getuid() and path.stat().st_mode & 0o077:
+    if not path.is_dir():
+        path.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR_MODE)
+        os.chmod(path, PRIVATE_DIR_MODE)  # mkdir's mode is masked by the umask only towards narrower
+    elif narrow and path.stat().st_uid == os.getuid() and path.stat().st_mode & 0o077:
         os.chmod(path, PRIVATE_DIR_MODE)
     return path
 
@@ -73,14 +76,40 @@ def apply_serving_mode(path: Path, env: dict | None = None) -> None:
     os.chmod(path, mode)
 
 
-def sweep_temporary(folder: Path, patterns: tuple[str, ...]) -> list[Path]:
-    """Remove leftovers of interrupted writes (temporary publish files) at start."""
+def prepare_serving_folder(serving_path: Path, env: dict | None = None) -> None:
+    """The serving file's folder: created owner-only; when the serving mode gives the group access, the group may
+    traverse it (0710: reach the file by name, list nothing)."""
+    folder = Path(serving_path).parent
+    created = not folder.is_dir()
+    private_dir(folder)
+    mode, gid = serving_mode(env)
+    if created and mode & 0o060:
+        if gid is not None:
+            os.chown(folder, -1, gid)
+        os.chmod(folder, 0o710)
+
+
+def sweep_stale_temporaries(folder: Path, pattern: str) -> list[Path]:
+    """Remove leftovers of interrupted writes named `<...>.<pid>.<suffix>` whose process is gone (at start)."""
     removed = []
-    for pattern in patterns:
-        for p in Path(folder).glob(pattern):
-            try:
-                p.unlink()
-                removed.append(p)
-            except (FileNotFoundError, IsADirectoryError):
-                pass
+    for path in Path(folder).glob(pattern):
+        parts = path.name.split(".")
+        pid = int(parts[-2]) if len(parts) > 2 and parts[-2].isdigit() else None
+        if pid is None or pid == os.getpid() or _alive(pid):
+            continue
+        try:
+            path.unlink()
+            removed.append(path)
+        except (FileNotFoundError, IsADirectoryError):
+            pass
     return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
