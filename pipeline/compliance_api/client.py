@@ -31,6 +31,7 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import logging
+import math
 import os
 import random
 import re
@@ -278,11 +279,25 @@ def format_timestamp(value: datetime | str, name: str = "timestamp") -> str:
     return dt.strftime(fmt)
 
 
+# The longest wait a server may impose: the API's budget is per minute, so a longer wait is an error of some kind,
+# and a run waiting holds the single `duckdb` pool slot meanwhile.
+MAX_SERVER_WAIT_SECONDS = 300.0
+
+
+def _bounded_wait(seconds: float) -> float | None:
+    """A server-given wait made safe: NaN and infinities are ignored (None), negatives are 0, the rest capped."""
+    if not math.isfinite(seconds):
+        return None
+    return min(max(seconds, 0.0), MAX_SERVER_WAIT_SECONDS)
+
+
 def _parse_retry_after(headers: Mapping[str, str], now: float) -> float | None:
     ms = headers.get("retry-after-ms")
     if ms:
         try:
-            return max(float(ms) / 1000.0, 0.0)
+            wait = _bounded_wait(float(ms) / 1000.0)
+            if wait is not None:
+                return wait
         except ValueError:
             pass
     value = headers.get("retry-after")
@@ -293,10 +308,9 @@ def _parse_retry_after(headers: Mapping[str, str], now: float) -> float | None:
     except ValueError:
         try:
             seconds = parsedate_to_datetime(value).timestamp() - now
-        except (TypeError, ValueError, IndexError):
+        except (TypeError, ValueError, IndexError, OverflowError):
             return None
-    # Honour the server, but a nonsensical value must not park a worker for days.
-    return min(max(seconds, 0.0), 3600.0)
+    return _bounded_wait(seconds)
 
 
 def _should_retry_header(headers: Mapping[str, str]) -> bool | None:
@@ -609,7 +623,10 @@ class ComplianceClient:
                     raise RetriesExhaustedError(
                         f"{method} {path} still rate limited after {rate_limited} attempts; last error: {err}",
                         last_error=err, attempts=attempt)
-                wait = retry_after if retry_after is not None else self._backoff(rate_limited)
+                # A floor that doubles with each consecutive 429 (half the backoff ceiling): a storm of
+                # `retry-after: 0` answers must not turn into hundreds of requests a second.
+                floor = min(self.backoff_max, self.backoff_initial * 2 ** min(rate_limited - 1, 16)) / 2
+                wait = max(retry_after if retry_after is not None else self._backoff(rate_limited), floor)
                 logger.warning("rate limited on %s %s (request_id=%s); waiting %.2fs (429 #%d, attempt %d)",
                                method, path, err.request_id, wait, rate_limited, attempt)
                 # The budget is org-wide: every thread of the process waits, not just this one.
