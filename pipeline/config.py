@@ -54,6 +54,8 @@ class Settings:
     repull_minutes: int
     repull_every_minutes: int
     store_message_text: bool
+    deep_repull_hours: int = 48
+    deep_repull_cron: str = "47 2 * * *"
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -69,4 +71,24 @@ class Settings:
             repull_minutes=int(_env("COMPLIANCE_REPULL_MINUTES", "60")),
             repull_every_minutes=int(_env("COMPLIANCE_REPULL_EVERY_MINUTES", "15")),
             store_message_text=_env("COMPLIANCE_STORE_MESSAGE_TEXT", "true").lower() not in ("0", "false", "no", "off"),
+            deep_repull_hours=_deep_repull_hours(_env("COMPLIANCE_DEEP_REPULL_HOURS", "48")),
+            deep_repull_cron=_cron("COMPLIANCE_DEEP_REPULL_CRON", _env("COMPLIANCE_DEEP_REPULL_CRON", "47 2 * * *")),
         )
+
+
+def _deep_repull_hours(raw: str) -> int:
+    try:
+        hours = int(raw)
+    except ValueError:
+        hours = 0
+    if not 1 <= hours <= 24 * 31:
+        raise ValueError(f"COMPLIANCE_DEEP_REPULL_HOURS={raw!r}: expected whole hours from 1 to 744 (31 days).")
+    return hours
+
+
+def _cron(name: str, raw: str) -> str:
+    from dagster._utils.schedules import is_valid_cron_string
+
+    if not is_valid_cron_string(raw):
+        raise ValueError(f"{name}={raw!r} is not a cron expression (e.g. '47 2 * * *': daily at 02:47 UTC).")
+    return raw
