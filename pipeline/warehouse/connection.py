@@ -22,6 +22,15 @@ class WarehouseLockedError(RuntimeError):
     pass
 
 
+# DuckDB's own words when another process holds the file: matched exactly, so that no other I/O error ("lock" in a
+# path, a permission error on a lock file) is waited on or reported as a lock.
+LOCK_CONFLICT = "Could not set lock on file"
+
+
+def is_lock_conflict(exc: BaseException) -> bool:
+    return isinstance(exc, duckdb.IOException) and LOCK_CONFLICT in str(exc)
+
+
 def connect(path: str | Path, *, read_only: bool = False, memory_limit: str | None = None,
             lock_timeout: float = 60.0) -> duckdb.DuckDBPyConnection:
     path = Path(path)
@@ -36,13 +45,16 @@ def connect(path: str | Path, *, read_only: bool = False, memory_limit: str | No
             conn = duckdb.connect(str(path), read_only=read_only, config=config)
             break
         except duckdb.IOException as exc:
-            if "lock" not in str(exc).lower() or time.monotonic() >= deadline:
-                if "lock" in str(exc).lower():
-                    raise WarehouseLockedError(
-                        f"The warehouse {path} is locked by another process ({exc}). Point BI tools at the serving "
-                        "file (COMPLIANCE_SERVING_PATH), never at the working warehouse."
-                    ) from exc
+            if not is_lock_conflict(exc):
                 raise
+            if time.monotonic() >= deadline:
+                raise WarehouseLockedError(
+                    f"The warehouse {path} is locked by another process ({exc}). Point BI tools at the serving "
+                    "file (COMPLIANCE_SERVING_PATH), never at the working warehouse. Backfills from a shell must go "
+                    "through the run queue, behind the running warehouse work: `dagster job launch -j "
+                    "ingest_activities --tags '{\"dagster/asset_partition_range_start\": \"...\", "
+                    "\"dagster/asset_partition_range_end\": \"...\"}'` (README), not `dagster asset materialize`."
+                ) from exc
             time.sleep(delay)
             delay = min(delay * 2, 2.0)
     if not read_only:

@@ -197,3 +197,21 @@ def test_partition_range_from_the_shell(tmp_path):
         assert out.returncode == 0, out.stderr[-3000:]
         truth = ground_truth(sim.base_url, f"{DAY}T06:00:00Z", f"{DAY}T08:00:00Z")
     assert set(stored_ids(tmp_path / "w.duckdb")) == set(truth["activity_ids"])
+
+
+def test_a_shell_backfill_is_queued_behind_warehouse_work(tmp_path):
+    """The README's shell backfill goes through the run queue (`dagster job launch`): it waits its turn for the
+    `duckdb` pool instead of colliding with the running work on the warehouse lock."""
+    from dagster._core.instance.ref import InstanceRef
+
+    (tmp_path / "dagster.yaml").write_text((Path(__file__).parents[2] / "dagster.yaml").read_text())
+    env = {**os.environ, "DAGSTER_HOME": str(tmp_path), "COMPLIANCE_WAREHOUSE_PATH": str(tmp_path / "w.duckdb")}
+    tags = {"dagster/asset_partition_range_start": f"{DAY}-06:00", "dagster/asset_partition_range_end": f"{DAY}-07:55"}
+    out = subprocess.run([sys.executable, "-m", "dagster", "job", "launch", "-m", "pipeline.definitions",
+                          "-j", "ingest_activities", "--tags", json.dumps(tags)],
+                         env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    with dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(tmp_path))) as instance:
+        runs = instance.get_runs()
+    assert len(runs) == 1 and runs[0].status == dg.DagsterRunStatus.QUEUED  # the daemon starts it when its turn comes
+    assert all(runs[0].tags[k] == v for k, v in tags.items()) and not (tmp_path / "w.duckdb").exists()
