@@ -370,7 +370,10 @@ def _merge_quarantine(conn, start, end, fetched_at, run_id, result: LoadResult) 
 
 
 def _attest(conn, start, end, fetched_at, run_id, t: TraversalStats) -> None:
-    """One row per 5-minute window; rewritten only when the window's content changed, so reruns change nothing."""
+    """One row per 5-minute window; rewritten only when the window's content changed, so reruns change nothing.
+    A quarantined record counts in the window of its `created_at` when it has one inside the range (also read from
+    the text of records that are not valid JSON), else in the traversal's first window: the windows' counts add up to
+    the range's quarantine."""
     conn.execute(f"""
         CREATE OR REPLACE TEMP TABLE new_attestations AS
         WITH windows AS (
@@ -378,28 +381,31 @@ def _attest(conn, start, end, fetched_at, run_id, t: TraversalStats) -> None:
         ), counts AS (
             SELECT time_bucket({WINDOW}, created_at, $start::TIMESTAMPTZ) AS window_start, count(*) AS n
             FROM raw.activities WHERE created_at >= $start AND created_at < $end GROUP BY 1
+        ), quarantined AS (
+            SELECT CASE WHEN ts >= $start AND ts < $end THEN time_bucket({WINDOW}, ts, $start::TIMESTAMPTZ)
+                        ELSE $start::TIMESTAMPTZ END AS window_start, count(*) AS n
+            FROM (SELECT coalesce(TRY_CAST(json_extract_string(payload, '$.created_at') AS TIMESTAMPTZ),
+                                  TRY_CAST(regexp_extract(json_extract_string(payload, '$'),
+                                                          '"created_at"\\s*:\\s*"([^"]+)"', 1) AS TIMESTAMPTZ)) AS ts
+                  FROM raw.activities_quarantine WHERE window_start >= $start AND window_end <= $end)
+            GROUP BY 1
         )
-        SELECT w.window_start, w.window_start + {WINDOW} AS window_end, coalesce(c.n, 0) AS record_count
-        FROM windows w LEFT JOIN counts c USING (window_start)
+        SELECT w.window_start, w.window_start + {WINDOW} AS window_end, coalesce(c.n, 0) AS record_count,
+               coalesce(q.n, 0) AS quarantined_count
+        FROM windows w LEFT JOIN counts c USING (window_start) LEFT JOIN quarantined q USING (window_start)
     """, {"start": start, "end": end})
-    quarantined = conn.execute(
-        "SELECT count(*) FROM raw.activities_quarantine WHERE window_start >= $start AND window_end <= $end",
-        {"start": start, "end": end}).fetchone()[0]
-    single_window = conn.execute("SELECT count(*) = 1 FROM new_attestations").fetchone()[0]
-    # Quarantined records belong to the traversal, not to one 5-minute window: attributed to a window only when the
-    # traversal covered exactly one.
     conn.execute("""
         DELETE FROM raw.activity_attestations a USING new_attestations n
         WHERE a.window_start = n.window_start
-          AND (a.record_count <> n.record_count OR a.quarantined_count <> $q)
-    """, {"q": quarantined if single_window else 0})
+          AND (a.record_count <> n.record_count OR a.quarantined_count <> n.quarantined_count)
+    """)
     conn.execute("""
         INSERT INTO raw.activity_attestations
-        SELECT n.window_start, n.window_end, n.record_count, $q, $start, $end, $pages, $records, $dups,
-               $first_cursor, $last_cursor, $request_id, $fetched_at, $run_id
+        SELECT n.window_start, n.window_end, n.record_count, n.quarantined_count, $start, $end, $pages, $records,
+               $dups, $first_cursor, $last_cursor, $request_id, $fetched_at, $run_id
         FROM new_attestations n
         WHERE NOT EXISTS (SELECT 1 FROM raw.activity_attestations a WHERE a.window_start = n.window_start)
-    """, {"q": quarantined if single_window else 0, "start": start, "end": end, "pages": t.pages,
+    """, {"start": start, "end": end, "pages": t.pages,
           "records": t.records, "dups": t.duplicates_dropped, "first_cursor": t.first_cursor,
           "last_cursor": t.last_cursor, "request_id": t.final_request_id, "fetched_at": fetched_at,
           "run_id": run_id})
