@@ -17,7 +17,9 @@ the warehouse that the alert sensor retries with the same backoff.
 
 Settings (environment): COMPLIANCE_ALERT_WEBHOOK_URL (unset = log only; the URL is a secret and never logged),
 COMPLIANCE_ALERT_WEBHOOK_TIMEOUT_SECONDS (10), COMPLIANCE_ALERT_RETRY_BASE_SECONDS (30),
-COMPLIANCE_ALERT_RETRY_MAX_SECONDS (900), COMPLIANCE_ALERT_MAX_PER_TICK (20; Slack accepts about 1 message/s).
+COMPLIANCE_ALERT_RETRY_MAX_SECONDS (900), COMPLIANCE_ALERT_MAX_PER_TICK (20; Slack accepts about 1 message/s),
+COMPLIANCE_ALERT_TICK_DEADLINE_SECONDS (20: all posts of a tick). The timeout is the total time of one post.
+Every text is escaped for Slack mrkdwn and capped; values from the data are shown as inline code.
 """
 
 from __future__ import annotations
@@ -52,7 +54,7 @@ class DeliverySettings:
     retry_base_seconds: float = 30.0
     retry_max_seconds: float = 900.0
     max_per_tick: int = 20
-    tick_deadline_seconds: float = 45.0  # all posts of one tick (a sensor tick must end well within a minute)
+    tick_deadline_seconds: float = 20.0  # all posts of one tick: ends before the next one (every 30 s)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "DeliverySettings":
@@ -63,7 +65,7 @@ class DeliverySettings:
             retry_base_seconds=float(env.get("COMPLIANCE_ALERT_RETRY_BASE_SECONDS") or 30),
             retry_max_seconds=float(env.get("COMPLIANCE_ALERT_RETRY_MAX_SECONDS") or 900),
             max_per_tick=int(env.get("COMPLIANCE_ALERT_MAX_PER_TICK") or 20),
-            tick_deadline_seconds=float(env.get("COMPLIANCE_ALERT_TICK_DEADLINE_SECONDS") or 45),
+            tick_deadline_seconds=float(env.get("COMPLIANCE_ALERT_TICK_DEADLINE_SECONDS") or 20),
         )
 
     def backoff(self, failures: int) -> timedelta:
