@@ -67,6 +67,9 @@ def test_hostile_activities_are_quarantined_and_every_valid_one_stored(hostile_s
     assert hostile_stored and all(i.endswith("-deep_nesting") for i in hostile_stored)  # stored faithfully
     assert set(ids) - truth == hostile_stored
     served = stats(sim.base_url)
+    tried = httpx.get(f"{sim.base_url}/_sim/hostile", timeout=10).json()["served"]["activities"]
+    print(f"activities: {tried} hostile records tried, {len(quarantine)} quarantined, {len(hostile_stored)} stored "
+          f"faithfully (deep nesting); {len(truth)} valid, {len(truth - set(ids))} lost")
     assert {r for r, _, _ in quarantine} == ACTIVITY_REASONS
     assert len(quarantine) == 6 * len(ranges)  # 7 hostile per first page, deep nesting stored
     assert attested == len(quarantine)  # each counted in its window's attestation
@@ -101,6 +104,14 @@ def test_hostile_chats_and_messages_are_quarantined_and_every_valid_one_stored(h
     assert {f"message_{r}" for r in ("invalid_unicode_escape", "invalid_utf8", "nesting_too_deep", "wrong_type",
                                      "missing_id")} <= set(reasons)
     assert sum(v for k, v in reasons.items() if k.startswith("message_")) == len(KINDS) * len(live)
+    valid_messages = sum(len(truth[c]["message_ids"]) for c in live)
+    served = httpx.get(f"{sim.base_url}/_sim/hostile", timeout=10).json()["served"]
+    tried = served.get("chats", 0) + served.get("chat_messages", 0)
+    assert sum(reasons.values()) == tried  # every hostile chat record tried is quarantined
+    print(f"chats: {tried} hostile records tried, {sum(reasons.values())} quarantined ({reasons}); {len(live)} valid chats "
+          f"and {valid_messages} valid messages, {len(live - chats)} chats and "
+          f"{valid_messages - sum(len(v & set(truth[c]['message_ids'])) for c, v in by_chat.items() if c in live)} "
+          "messages lost")
     run([raw_chats], res, f"{DAY}-00:00", f"{DAY}-23:55")
     with duckdb.connect(str(warehouse), read_only=True) as conn:
         assert snapshot(conn) == before
