@@ -719,7 +719,7 @@ class ComplianceClient:
             base.append(("tool_use_input_max_chars", str(int(tool_use_input_max_chars))))
         chat: dict[str, Any] | None = None
         messages: list[Any] = []
-        seen: set[str] = set()
+        seen: dict[str, Any] = {}
         cursor: str | None = None
         while True:
             params = base + ([("after_id", cursor)] if cursor else [])
@@ -728,8 +728,10 @@ class ComplianceClient:
                 mid = msg.get("id") if isinstance(msg, dict) else None
                 if isinstance(mid, str):
                     if mid in seen:
+                        if seen[mid] != msg:  # same id, other content: kept for the caller to quarantine
+                            messages.append(msg)
                         continue
-                    seen.add(mid)
+                    seen[mid] = msg
                 messages.append(msg)
             if chat is None:
                 chat = {k: v for k, v in data.items() if k != "chat_messages"}

@@ -315,12 +315,16 @@ def load_chat_window(conn: duckdb.DuckDBPyConnection, fetched: list[FetchedChat]
         if not isinstance(chat_messages, list):
             chat_messages = [chat_messages]
         good = 0
+        message_ids: set[str] = set()
         for position, message in enumerate(chat_messages):
             reason = validate_message(message)
+            if not reason and message["id"] in message_ids:  # repeated with other content: the first one is kept
+                reason = "message_conflicting_duplicate"
             if reason:
                 quarantine.append(_quarantined(reason, chat_id, message))
                 continue
             good += 1
+            message_ids.add(message["id"])
             row, pieces = split_message(message)
             messages.append({"id": message["id"], "chat_id": chat_id, "position": position, **row,
                              "content_hash": _hash([row["content_shape"], row["files"], row["generated_files"],

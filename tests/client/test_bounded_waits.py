@@ -44,3 +44,39 @@ def test_a_storm_of_retry_after_0_backs_off_exponentially(make_client):
     assert len(budget_sleep.calls) == 8
     # (the budget sleeps until the pause ends: a few microseconds of it already passed)
     assert all(wait >= floor * 0.99 for wait, floor in zip(budget_sleep.calls, floors)), budget_sleep.calls
+
+
+# -- complete bodies with hostile records (issue #12) -------------------------------------------------------------
+
+
+def body(raw: bytes) -> httpx.Response:
+    return httpx.Response(200, content=raw, headers={"request-id": "req_b"})
+
+
+def test_a_complete_body_with_hostile_records_is_not_retried_as_truncated(make_client):
+    from pipeline.compliance_api.hostile import RejectedRecord
+
+    raw = (b'{"data":[{"id":"c1","updated_at":"2026-11-01T00:00:00Z"},{"id":"c2","name":"\\ud800"},'
+           b'{"id":"c3","name":"\xff"}],"has_more":false,"first_id":"c1","last_id":"c3"}')
+    handler = scripted(body(raw), body(raw))
+    page = next(iter(make_client(handler).iter_chat_pages("2026-11-01T00:00:00Z")))
+    assert handler.count == 1  # the same bytes would come back: decoded record by record instead
+    assert page.records[0]["id"] == "c1"
+    assert [r.reason for r in page.records[1:]] == ["invalid_unicode_escape", "invalid_utf8"]
+    assert all(isinstance(r, RejectedRecord) for r in page.records[1:])
+
+
+def test_a_complete_body_undecodable_outside_its_records_fails_at_once(make_client):
+    from pipeline.compliance_api import InvalidResponseError
+
+    handler = scripted(body(b'{"id":"chat_1","name":"\xff","chat_messages":[]}'), ok())
+    with pytest.raises(InvalidResponseError) as info:
+        make_client(handler).get_chat_messages("chat_1")
+    assert handler.count == 1 and not info.value.retryable
+
+
+def test_a_message_repeated_with_other_content_is_kept_for_quarantine(make_client):
+    page = {"id": "chat_1", "chat_messages": [{"id": "m1", "role": "user"}, {"id": "m1", "role": "user"},
+                                              {"id": "m1", "role": "assistant"}], "has_more": False}
+    messages = make_client(scripted(ok(page))).get_chat_messages("chat_1")["chat_messages"]
+    assert messages == [{"id": "m1", "role": "user"}, {"id": "m1", "role": "assistant"}]

@@ -65,3 +65,28 @@ def test_a_failing_load_reports_duckdbs_error_and_keeps_its_pages(tmp_path):
     kept = spool.kept
     assert kept is not None and len(list(Path(kept).glob("page-*.json"))) == 2
     assert stat.S_IMODE(kept.stat().st_mode) == 0o700
+
+
+def test_hostile_chat_records_are_quarantined_and_the_others_of_the_chat_stored(tmp_path):
+    from pipeline.warehouse.chats import FetchedChat, load_chat_window
+
+    def message(mid, **kw):
+        return {"id": mid, "role": "user", "created_at": "2026-03-01T12:00:00Z",
+                "content": [{"type": "text", "text": "hello"}], **kw}
+
+    listed = {"id": "chat_1", "name": "c", "updated_at": "2026-03-01T12:01:00Z", "user": {"id": "u1"}}
+    detail = {"chat_messages": [message("m1"), message("m2", role={"a": 1}), message("m1", role="assistant"),
+                                RejectedRecord("invalid_utf8", b'{"id":"m3","x":"\xff"}'), message("m4"),
+                                {"role": "user"}, message("m5", content=[{"type": "tool_use", "name": {"x": 1}}])]}
+    bad_chats = [{"id": 7, "updated_at": "2026-03-01T12:00:00Z"}, {"id": "c2", "name": {"a": 1},
+                                                                    "updated_at": "2026-03-01T12:00:00Z"}]
+    conn = duckdb.connect(str(tmp_path / "w.duckdb"))
+    for _ in range(2):  # a rerun changes nothing
+        result = load_chat_window(conn, [FetchedChat(listed, detail)], bad_chats, START, END, run_id="r",
+                                  fetched_at=NOW, store_text=True)
+    assert sorted(r[0] for r in conn.execute("SELECT id FROM raw.chat_messages").fetchall()) == ["m1", "m4"]
+    assert result.quarantine_reasons == {"wrong_type": 2, "message_wrong_type": 2, "message_invalid_utf8": 1,
+                                         "message_conflicting_duplicate": 1, "message_missing_id": 1}
+    assert conn.execute("SELECT count(*) FROM raw.chats_quarantine").fetchone()[0] == 7
+    raw = conn.execute("SELECT raw_base64 FROM raw.chats_quarantine WHERE reason = 'message_invalid_utf8'").fetchone()
+    assert base64.b64decode(raw[0]) == b'{"id":"m3","x":"\xff"}'
