@@ -37,7 +37,7 @@ CREATE TABLE IF NOT EXISTS raw.activities (
 CREATE TABLE IF NOT EXISTS raw.activities_quarantine (
     window_start  TIMESTAMPTZ NOT NULL,
     window_end    TIMESTAMPTZ NOT NULL,
-    reason        VARCHAR NOT NULL,   -- not_an_object | missing_id | wrong_type | bad_created_at | outside_window
+    reason        VARCHAR NOT NULL,   -- not_an_object | missing_id | wrong_type (id) | bad_created_at | outside_window
                                       -- | invalid_utf8 | invalid_unicode_escape | invalid_json | conflicting_duplicate
     record_id     VARCHAR,
     payload       JSON NOT NULL,
