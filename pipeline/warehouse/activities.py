@@ -71,6 +71,7 @@ class LoadResult:
 
 REJECTED_SUFFIX = ".rejected"  # beside a page file: its records set aside by screening (JSON array)
 STALE_SPOOL_SECONDS = 6 * 3600  # a spool of another live process is never this old (pool `duckdb`, max runtime)
+KEEP_FAILED_SECONDS = 7 * 86400  # pages of a failed load are kept this long for inspection
 
 
 def _pid_alive(pid: int) -> bool:
@@ -85,8 +86,15 @@ def _pid_alive(pid: int) -> bool:
 
 def sweep_stale_spools(parent: Path) -> list[Path]:
     """Remove spools left by dead processes (a SIGKILLed run leaves its pages): their records hold message-free but
-    still private data, and they only take disk. Kept pages of failed loads (`.failed-*`) are left alone."""
+    still private data, and they only take disk. Kept pages of failed loads (`.failed-*`) go after a week."""
     swept = []
+    for path in parent.glob(".failed-*"):
+        try:
+            if time.time() - path.stat().st_mtime > KEEP_FAILED_SECONDS:
+                shutil.rmtree(path, ignore_errors=True)
+                swept.append(path)
+        except FileNotFoundError:
+            continue
     for path in parent.glob(".spool-*"):
         parts = path.name.split("-")
         pid = int(parts[1]) if len(parts) > 2 and parts[1].isdigit() else None
@@ -102,7 +110,7 @@ def sweep_stale_spools(parent: Path) -> list[Path]:
 
 class PageSpool:
     """Delivered records on local disk, beside the warehouse, until the load statement has read them. Owner-only;
-    when the load fails the pages are kept (`keep()`) for inspection instead of being deleted."""
+    when the load fails (a DuckDB error) the pages are kept (`keep()`) for inspection instead of being deleted."""
 
     def __init__(self, parent: Path):
         private_dir(parent)
@@ -137,8 +145,8 @@ class PageSpool:
         return self
 
     def __exit__(self, exc_type, *exc) -> None:
-        if exc_type is not None and self.files and self.kept is None:
-            self.keep()
+        if exc_type is not None and issubclass(exc_type, duckdb.Error) and self.files and self.kept is None:
+            self.keep()  # the load failed on these pages (a failed fetch leaves nothing worth inspecting)
         self.close()
 
 

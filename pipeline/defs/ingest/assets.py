@@ -5,6 +5,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import dagster as dg
+import duckdb
 
 from pipeline.compliance_api import AuthenticationError, PermissionDeniedError
 from pipeline.compliance_api.progress import with_progress
@@ -63,8 +64,8 @@ def raw_activities(context: dg.AssetExecutionContext, compliance_api: Compliance
         except (AuthenticationError, PermissionDeniedError) as exc:
             # Retrying cannot fix a key: fail at once with the client's message (which never contains the key).
             raise dg.Failure(description=str(exc), allow_retries=False) from exc
-        except Exception:
-            if spool.files:  # the real error propagates; the delivered pages stay for inspection (owner-only)
+        except duckdb.Error:
+            if spool.files:  # DuckDB's own error propagates; the delivered pages stay for inspection (owner-only)
                 context.log.error(f"load failed: its {len(spool.files)} page file(s) are kept in {spool.keep()}")
             raise
     loaded = time.monotonic()
