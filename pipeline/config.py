@@ -1,7 +1,7 @@
 """Settings read from the environment, with defaults that work out of the box (README: Configuration).
 
-Plain Python: Dagster definitions read these through resources; secrets (the API key) are read by Dagster's
-`EnvVar` there and never pass through this module.
+Plain Python: Dagster definitions read these through resources; the API key is read from the environment by the
+API client itself (no resource field, no run config) and never passes through this module.
 """
 
 from __future__ import annotations
