@@ -48,9 +48,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp, SimulatorProcess(args, startup_timeout=300) as sim:
         tmp = Path(tmp)
         os.environ["COMPLIANCE_SERVING_PATH"] = str(tmp / "marts.duckdb")
+        os.environ.setdefault("ANTHROPIC_COMPLIANCE_ACCESS_KEY", FULL_KEY)  # read from the environment only
+        os.environ.setdefault("COMPLIANCE_API_ALLOWED_HOSTS", "127.0.0.1")
         warehouse = tmp / "warehouse.duckdb"
         resources = {
-            "compliance_api": ComplianceAPIResource(api_key=FULL_KEY, base_url=sim.base_url,
+            "compliance_api": ComplianceAPIResource(base_url=sim.base_url,
                                                     requests_per_minute=100_000),
             "warehouse": WarehouseResource(path=str(warehouse)), "geoip": GeoIPResource(), "dbt": dbt_resource()}
         day = {ASSET_PARTITION_RANGE_START_TAG: f"{HISTORY_DAY}-00:00",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 
@@ -15,8 +16,10 @@ from pipeline.defs.resources import ComplianceAPIResource, WarehouseResource
 
 
 def main() -> None:
+    os.environ.setdefault("ANTHROPIC_COMPLIANCE_ACCESS_KEY", FULL_KEY)  # the key is read from the environment only
+    os.environ.setdefault("COMPLIANCE_API_ALLOWED_HOSTS", "127.0.0.1")
     base_url, warehouse, first, last = sys.argv[1:5]
-    resources = {"compliance_api": ComplianceAPIResource(api_key=FULL_KEY, base_url=base_url,
+    resources = {"compliance_api": ComplianceAPIResource(base_url=base_url,
                                                          requests_per_minute=100_000),
                  "warehouse": WarehouseResource(path=warehouse)}
     started = time.perf_counter()

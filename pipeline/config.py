@@ -1,7 +1,7 @@
 """Settings read from the environment, with defaults that work out of the box (README: Configuration).
 
-Plain Python: Dagster definitions read these through resources; secrets (the API key) are read by Dagster's
-`EnvVar` there and never pass through this module.
+Plain Python: Dagster definitions read these through resources; the API key is read from the environment by the
+API client itself (no resource field, no run config) and never passes through this module.
 """
 
 from __future__ import annotations
@@ -54,6 +54,8 @@ class Settings:
     repull_minutes: int
     repull_every_minutes: int
     store_message_text: bool
+    deep_repull_hours: int = 48
+    deep_repull_cron: str = "47 2 * * *"
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -69,4 +71,24 @@ class Settings:
             repull_minutes=int(_env("COMPLIANCE_REPULL_MINUTES", "60")),
             repull_every_minutes=int(_env("COMPLIANCE_REPULL_EVERY_MINUTES", "15")),
             store_message_text=_env("COMPLIANCE_STORE_MESSAGE_TEXT", "true").lower() not in ("0", "false", "no", "off"),
+            deep_repull_hours=_deep_repull_hours(_env("COMPLIANCE_DEEP_REPULL_HOURS", "48")),
+            deep_repull_cron=_cron("COMPLIANCE_DEEP_REPULL_CRON", _env("COMPLIANCE_DEEP_REPULL_CRON", "47 2 * * *")),
         )
+
+
+def _deep_repull_hours(raw: str) -> int:
+    try:
+        hours = int(raw)
+    except ValueError:
+        hours = 0
+    if not 1 <= hours <= 24 * 31:
+        raise ValueError(f"COMPLIANCE_DEEP_REPULL_HOURS={raw!r}: expected whole hours from 1 to 744 (31 days).")
+    return hours
+
+
+def _cron(name: str, raw: str) -> str:
+    from dagster._utils.schedules import is_valid_cron_string
+
+    if not is_valid_cron_string(raw):
+        raise ValueError(f"{name}={raw!r} is not a cron expression (e.g. '47 2 * * *': daily at 02:47 UTC).")
+    return raw

@@ -23,7 +23,7 @@ def defs() -> dg.Definitions:
         jobs=[schedules.ingest_activities_job, schedules.ingest_chats_job, schedules.directory_job,
               transform.refresh_marts_job, transform.reference_job, transform.unit_tests_job],
         schedules=[schedules.activities_every_5_minutes, schedules.activities_late_repull,
-                   schedules.chats_every_5_minutes, schedules.directory_daily],
+                   schedules.activities_deep_repull, schedules.chats_every_5_minutes, schedules.directory_daily],
         asset_checks=[activity_monitors, dbt_unit_tests],
         sensors=[monitor_alerts_webhook, run_failure_webhook, transform.marts_after_ingestion,
                  transform.reference_automation],

@@ -49,6 +49,7 @@ from pipeline.config import DEFAULT_BASE_URL, Settings
 from pipeline.enrichment.geo import ENV_VAR as GEOIP_ENV
 from pipeline.enrichment.geo import GeoIPDatabaseError, GeoIPLookup, bundled_database_path
 from pipeline.serving.publish import shadow_path
+from pipeline.warehouse.connection import LOCK_CONFLICT
 
 OK, WARN, FAIL = "OK", "WARN", "FAIL"
 TIMEOUT_SECONDS = 10.0
@@ -245,7 +246,7 @@ def _lock_problem(db_file: Path, what: str) -> str | None:
         return None
     except duckdb.Error as exc:
         text = str(exc)
-    if "lock" not in text.lower():
+    if LOCK_CONFLICT not in text:
         return f"{what} {db_file} cannot be opened by DuckDB {duckdb.__version__}: {text}"
     m = re.search(r"held in (.+?) \(PID (\d+)\)", text)
     holder = f"process {m.group(2)} ({m.group(1)})" if m else "another process (DuckDB did not say which)"

@@ -35,6 +35,7 @@ from urllib.parse import parse_qsl
 import orjson
 
 from simulator.faults import ERROR_BODIES, FaultInjector
+from simulator.hostile import HostileRecords
 
 log = logging.getLogger("simulator.app")
 
@@ -476,6 +477,7 @@ class SimulatorApp:
                                    retry_after_seconds=int(_cfg(cfg, "fault_retry_after", 1) or 1),
                                    slow_seconds=float(_cfg(cfg, "slow_seconds", 3.0) or 3.0))
         self.faults = faults
+        self.hostile = HostileRecords()
         limit = rate_limit if rate_limit is not None else int(_cfg(cfg, "rate_limit", 600) or 0)
         self.limiter = RateLimiter(limit) if limit > 0 else None
         self.emit_access_events = (emit_access_events if emit_access_events is not None
@@ -643,6 +645,8 @@ class SimulatorApp:
                 return
             if ctx.repeated_applied:
                 self.faults.count("repeated")
+            if self.hostile.enabled and status == 200:
+                body = self.hostile.apply(route.name, ctx.query.has("after_id") or ctx.query.has("before_id"), body)
 
             out_headers = [(b"content-type", b"application/json"), (b"request-id", rid.encode())] + rl_headers
             if fault == "truncated" and status == 200 and len(body) > 2:
@@ -1147,6 +1151,11 @@ class SimulatorApp:
                             payload = payload["spec"]
                     self.faults.set_rates(payload, reseed=reseed)
                 body = self.faults.snapshot()
+            elif path == "/_sim/hostile":
+                if method == "POST":
+                    payload = orjson.loads(await self._read_body(receive) or b"{}")
+                    self.hostile.enabled = bool(payload.get("enabled")) if isinstance(payload, dict) else False
+                body = self.hostile.snapshot()
             elif path == "/_sim/stats" and method == "GET":
                 body = self.stats()
             elif path == "/_sim/ground-truth" and method == "GET":

@@ -8,6 +8,10 @@ os.environ["COMPLIANCE_PARTITIONS_START"] = "2026-10-01T00:00:00Z"
 # Tests build their own resources; never let a developer's real key or URL leak into a test run.
 os.environ.pop("ANTHROPIC_COMPLIANCE_ACCESS_KEY", None)
 os.environ.pop("COMPLIANCE_API_BASE_URL", None)
+# The key is read from the environment only (no resource field): the tests use the simulator's demo key (not a
+# secret), sent only to the loopback simulators (the allowed hosts).
+os.environ["ANTHROPIC_COMPLIANCE_ACCESS_KEY"] = "sk-ant-api01-sim-full"
+os.environ["COMPLIANCE_API_ALLOWED_HOSTS"] = "127.0.0.1"
 
 DEMO_KEY = pytest.StashKey()  # the live demo process (tests/live), started at collection
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import logging
+import math
 import os
 import random
 import re
@@ -57,6 +58,7 @@ from pipeline.compliance_api.errors import (
     TransportError,
     error_for_status,
 )
+from pipeline.compliance_api.hostile import RejectedRecord, decode_with_rejects, is_content_error
 from pipeline.compliance_api.ratelimit import RequestBudget, shared_budget
 
 logger = logging.getLogger("pipeline.compliance_api")
@@ -277,11 +279,25 @@ def format_timestamp(value: datetime | str, name: str = "timestamp") -> str:
     return dt.strftime(fmt)
 
 
+# The longest wait a server may impose: the API's budget is per minute, so a longer wait is an error of some kind,
+# and a run waiting holds the single `duckdb` pool slot meanwhile.
+MAX_SERVER_WAIT_SECONDS = 300.0
+
+
+def _bounded_wait(seconds: float) -> float | None:
+    """A server-given wait made safe: NaN and infinities are ignored (None), negatives are 0, the rest capped."""
+    if not math.isfinite(seconds):
+        return None
+    return min(max(seconds, 0.0), MAX_SERVER_WAIT_SECONDS)
+
+
 def _parse_retry_after(headers: Mapping[str, str], now: float) -> float | None:
     ms = headers.get("retry-after-ms")
     if ms:
         try:
-            return max(float(ms) / 1000.0, 0.0)
+            wait = _bounded_wait(float(ms) / 1000.0)
+            if wait is not None:
+                return wait
         except ValueError:
             pass
     value = headers.get("retry-after")
@@ -292,10 +308,9 @@ def _parse_retry_after(headers: Mapping[str, str], now: float) -> float | None:
     except ValueError:
         try:
             seconds = parsedate_to_datetime(value).timestamp() - now
-        except (TypeError, ValueError, IndexError):
+        except (TypeError, ValueError, IndexError, OverflowError):
             return None
-    # Honour the server, but a nonsensical value must not park a worker for days.
-    return min(max(seconds, 0.0), 3600.0)
+    return _bounded_wait(seconds)
 
 
 def _should_retry_header(headers: Mapping[str, str]) -> bool | None:
@@ -359,6 +374,29 @@ def _validate_object(data: Any) -> None:
         raise InvalidResponseError(f"expected a JSON object, got {type(data).__name__}")
 
 
+ALLOWED_HOSTS_ENV = "COMPLIANCE_API_ALLOWED_HOSTS"
+
+
+def allowed_hosts(env: Mapping[str, str] | None = None) -> set[str]:
+    """Hosts the key may be sent to: the host of COMPLIANCE_API_BASE_URL (default api.anthropic.com) and those listed
+    in COMPLIANCE_API_ALLOWED_HOSTS (comma-separated). Set on the host, never from the UI."""
+    env = os.environ if env is None else env
+    configured = urllib.parse.urlsplit((env.get(BASE_URL_ENV) or DEFAULT_BASE_URL).strip()).hostname
+    listed = {h.strip().lower() for h in (env.get(ALLOWED_HOSTS_ENV) or "").split(",") if h.strip()}
+    return {h for h in {configured, *listed} if h}
+
+
+def check_base_url(base_url: str, env: Mapping[str, str] | None = None) -> str:
+    """`base_url` if its host is allowed, else a ConfigurationError naming the settings (a base URL changed from run
+    config to another host must not receive the key)."""
+    host = (urllib.parse.urlsplit(base_url.strip()).hostname or "").lower()
+    if host not in allowed_hosts(env):
+        raise ConfigurationError(
+            f"Compliance API base URL host {host or base_url!r} is not allowed: the key is only sent to the host of "
+            f"{BASE_URL_ENV} or one listed in {ALLOWED_HOSTS_ENV} (set in the environment, not in run config).")
+    return base_url
+
+
 def _is_loopback(host: str) -> bool:
     if host in ("localhost",) or host.endswith(".localhost"):
         return True
@@ -397,7 +435,8 @@ class ComplianceClient:
         if parsed.scheme not in ("http", "https") or not parsed.hostname:
             raise ConfigurationError(f"Invalid Compliance API base URL {base_url!r} (expected http(s)://host[:port]).")
         if parsed.scheme == "http" and not _is_loopback(parsed.hostname):
-            logger.warning("Compliance API base URL %s is plain http: the API key travels unencrypted", base_url)
+            raise ConfigurationError(f"Compliance API base URL {base_url!r} is plain http to a host that is not "
+                                     "loopback: the key would travel unencrypted. Use https.")
         if timeout <= 0 or max_retries < 0 or backoff_initial < 0 or backoff_max < backoff_initial:
             raise ConfigurationError("timeout must be > 0, max_retries >= 0 and 0 <= backoff_initial <= backoff_max.")
         self.base_url = base_url
@@ -541,9 +580,32 @@ class ComplianceClient:
                                 validate(data)
                         return APIResponse(resp.status_code, resp.headers, resp.content, data, request_id, attempt)
                     except orjson.JSONDecodeError as exc:
-                        err = InvalidResponseError(
-                            f"Invalid JSON body ({len(resp.content)} bytes, truncated?): {exc}",
-                            status_code=resp.status_code, request_id=request_id, method=method, path=path)
+                        if not is_content_error(exc):
+                            err = InvalidResponseError(
+                                f"Invalid JSON body ({len(resp.content)} bytes, truncated?): {exc}",
+                                status_code=resp.status_code, request_id=request_id, method=method, path=path)
+                        else:
+                            # A complete body whose records include undecodable ones: the same bytes would come
+                            # back on a retry. Its records are decoded one by one, hostile ones marked for quarantine.
+                            data = decode_with_rejects(resp.content)
+                            if data is None:
+                                fatal = InvalidResponseError(
+                                    f"Undecodable JSON body ({len(resp.content)} bytes, complete): {exc}",
+                                    status_code=resp.status_code, request_id=request_id, method=method, path=path)
+                                fatal.retryable = False
+                                fatal.body = resp.content  # for the caller's quarantine; never in the message
+                                raise fatal from None
+                            if decode is decode_envelope_lazily:
+                                data["data_json"] = None
+                            try:
+                                if validate is not None:
+                                    validate(data)
+                                return APIResponse(resp.status_code, resp.headers, resp.content, data, request_id,
+                                                   attempt)
+                            except InvalidResponseError as shape:
+                                err = InvalidResponseError(f"Unexpected response shape: {shape.args[0]}",
+                                                           status_code=resp.status_code, request_id=request_id,
+                                                           method=method, path=path)
                     except InvalidResponseError as exc:
                         err = InvalidResponseError(f"Unexpected response shape: {exc.args[0]}",
                                                    status_code=resp.status_code, request_id=request_id,
@@ -561,7 +623,10 @@ class ComplianceClient:
                     raise RetriesExhaustedError(
                         f"{method} {path} still rate limited after {rate_limited} attempts; last error: {err}",
                         last_error=err, attempts=attempt)
-                wait = retry_after if retry_after is not None else self._backoff(rate_limited)
+                # A floor that doubles with each consecutive 429 (half the backoff ceiling): a storm of
+                # `retry-after: 0` answers must not turn into hundreds of requests a second.
+                floor = min(self.backoff_max, self.backoff_initial * 2 ** min(rate_limited - 1, 16)) / 2
+                wait = max(retry_after if retry_after is not None else self._backoff(rate_limited), floor)
                 logger.warning("rate limited on %s %s (request_id=%s); waiting %.2fs (429 #%d, attempt %d)",
                                method, path, err.request_id, wait, rate_limited, attempt)
                 # The budget is org-wide: every thread of the process waits, not just this one.
@@ -654,7 +719,7 @@ class ComplianceClient:
             base.append(("tool_use_input_max_chars", str(int(tool_use_input_max_chars))))
         chat: dict[str, Any] | None = None
         messages: list[Any] = []
-        seen: set[str] = set()
+        seen: dict[str, Any] = {}
         cursor: str | None = None
         while True:
             params = base + ([("after_id", cursor)] if cursor else [])
@@ -663,8 +728,10 @@ class ComplianceClient:
                 mid = msg.get("id") if isinstance(msg, dict) else None
                 if isinstance(mid, str):
                     if mid in seen:
+                        if seen[mid] != msg:  # same id, other content: kept for the caller to quarantine
+                            messages.append(msg)
                         continue
-                    seen.add(mid)
+                    seen[mid] = msg
                 messages.append(msg)
             if chat is None:
                 chat = {k: v for k, v in data.items() if k != "chat_messages"}
@@ -853,7 +920,8 @@ class _CursorPageIterator:
                        last_id: Any, started: datetime) -> Page:
         data_json = data["data_json"]
         if data_json is None:  # an envelope of another layout was parsed anyway: hand its array over as bytes
-            data_json = orjson.dumps(data["data"])
+            data_json = b"[" + b",".join(r.raw if isinstance(r, RejectedRecord) else orjson.dumps(r)
+                                         for r in data["data"]) + b"]"
         s = self._summary
         number = s.pages + 1
         page = self._page_cls(records=None, raw_count=None, duplicates_dropped=0, first_id=first_id, last_id=last_id,

@@ -23,6 +23,7 @@ honoured), they just cost time. `0` disables client-side pacing (tests against a
 from __future__ import annotations
 
 import collections
+import math
 import os
 import threading
 import time
@@ -95,7 +96,7 @@ class RequestBudget:
 
     def pause_for(self, seconds: float) -> None:
         """No request starts in this process for `seconds` (e.g. a 429's retry-after)."""
-        if seconds <= 0:
+        if not math.isfinite(seconds) or seconds <= 0:
             return
         with self._lock:
             self._pause_until = max(self._pause_until, self._clock() + seconds)
@@ -108,7 +109,7 @@ class RequestBudget:
         try:
             if int(float(remaining)) > 0:
                 return 0.0
-        except ValueError:
+        except (ValueError, OverflowError):  # "nan", "inf": not a count
             return 0.0
         reset = headers.get(RESET_HEADER)
         reset_at = _parse_rfc3339(reset) if reset else None

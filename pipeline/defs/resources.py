@@ -1,31 +1,38 @@
 """Resources shared by every domain: the Compliance API client and the warehouse location.
-The API key is an `EnvVar`: Dagster resolves it at run time and never shows its value in run config or the UI.
+The API key is read from the environment by the client itself: it is in no resource field, run config or UI.
 """
 
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import dagster as dg
 import duckdb
 
-from pipeline.compliance_api import ComplianceClient
-from pipeline.config import API_KEY_ENV, Settings
+from pipeline.compliance_api import BASE_URL_ENV, DEFAULT_BASE_URL, ComplianceClient
+from pipeline.compliance_api.client import check_base_url
+from pipeline.config import Settings
 from pipeline.warehouse.connection import open_warehouse
 
 
 class ComplianceAPIResource(dg.ConfigurableResource):
-    """Claude Compliance API (or the bundled simulator, by base URL)."""
+    """Claude Compliance API (or the bundled simulator, by base URL).
 
-    api_key: str
-    base_url: str
+    The key is no field: the client reads it from ANTHROPIC_COMPLIANCE_ACCESS_KEY when it is made, so run config can
+    neither set it nor show it. `base_url` may be changed from run config only to an allowed host (the host of
+    COMPLIANCE_API_BASE_URL or one listed in COMPLIANCE_API_ALLOWED_HOSTS): the key never leaves for another one.
+    """
+
+    base_url: str = ""  # empty: COMPLIANCE_API_BASE_URL
     timeout_seconds: float = 30.0
     max_retries: int = 8
     requests_per_minute: int = 600
 
     def client(self) -> ComplianceClient:
-        return ComplianceClient(api_key=self.api_key, base_url=self.base_url, timeout=self.timeout_seconds,
-                                max_retries=self.max_retries, requests_per_minute=self.requests_per_minute)
+        base_url = check_base_url(self.base_url or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL)
+        return ComplianceClient(base_url=base_url, timeout=self.timeout_seconds, max_retries=self.max_retries,
+                                requests_per_minute=self.requests_per_minute)
 
 
 class WarehouseResource(dg.ConfigurableResource):
@@ -47,12 +54,9 @@ class GeoIPResource(dg.ConfigurableResource):
 
 
 def build_resources(settings: Settings | None = None) -> dict:
-    import os
-
     settings = settings or Settings.from_env()
     return {
         "compliance_api": ComplianceAPIResource(
-            api_key=dg.EnvVar(API_KEY_ENV),
             base_url=settings.base_url,
             timeout_seconds=float(os.environ.get("COMPLIANCE_API_TIMEOUT_SECONDS", 30)),
             max_retries=int(os.environ.get("COMPLIANCE_API_MAX_RETRIES", 8)),

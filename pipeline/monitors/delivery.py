@@ -17,7 +17,9 @@ the warehouse that the alert sensor retries with the same backoff.
 
 Settings (environment): COMPLIANCE_ALERT_WEBHOOK_URL (unset = log only; the URL is a secret and never logged),
 COMPLIANCE_ALERT_WEBHOOK_TIMEOUT_SECONDS (10), COMPLIANCE_ALERT_RETRY_BASE_SECONDS (30),
-COMPLIANCE_ALERT_RETRY_MAX_SECONDS (900), COMPLIANCE_ALERT_MAX_PER_TICK (20; Slack accepts about 1 message/s).
+COMPLIANCE_ALERT_RETRY_MAX_SECONDS (900), COMPLIANCE_ALERT_MAX_PER_TICK (20; Slack accepts about 1 message/s),
+COMPLIANCE_ALERT_TICK_DEADLINE_SECONDS (20: all posts of a tick). The timeout is the total time of one post.
+Every text is escaped for Slack mrkdwn and capped; values from the data are shown as inline code.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
+import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -40,6 +44,7 @@ from pipeline.warehouse.connection import WarehouseLockedError, open_warehouse
 
 WEBHOOK_ENV = "COMPLIANCE_ALERT_WEBHOOK_URL"
 MAX_PERMANENT_ATTEMPTS = 3
+MAX_TEXT_CHARS = 3000  # Slack truncates longer texts; a capped message still says what happened
 
 
 @dataclass(frozen=True)
@@ -49,6 +54,7 @@ class DeliverySettings:
     retry_base_seconds: float = 30.0
     retry_max_seconds: float = 900.0
     max_per_tick: int = 20
+    tick_deadline_seconds: float = 20.0  # all posts of one tick: ends before the next one (every 30 s)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "DeliverySettings":
@@ -59,6 +65,7 @@ class DeliverySettings:
             retry_base_seconds=float(env.get("COMPLIANCE_ALERT_RETRY_BASE_SECONDS") or 30),
             retry_max_seconds=float(env.get("COMPLIANCE_ALERT_RETRY_MAX_SECONDS") or 900),
             max_per_tick=int(env.get("COMPLIANCE_ALERT_MAX_PER_TICK") or 20),
+            tick_deadline_seconds=float(env.get("COMPLIANCE_ALERT_TICK_DEADLINE_SECONDS") or 20),
         )
 
     def backoff(self, failures: int) -> timedelta:
@@ -68,9 +75,27 @@ class DeliverySettings:
 # ---------------------------------------------------------------------------------------------------------------
 # messages
 
-def _esc(text: Any) -> str:
-    """Slack mrkdwn escaping (the only three characters it reserves)."""
-    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+MAX_VALUE_CHARS = 200  # one attacker-chosen value (a login email, a group key) in a message
+
+
+def _esc(text: Any, limit: int | None = None) -> str:
+    """Slack mrkdwn escaping: `&`, `<`, `>` are the control characters (`<!channel>`, `<http://x|label>`, `<@U1>`);
+    escaped, no mention or link can be formed. Control characters go too; capped at `limit`."""
+    text = "".join(c if c.isprintable() or c == "\n" else " " for c in str(text))
+    if limit is not None and len(text) > limit:
+        text = text[:limit - 1] + "…"
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _code(text: Any, limit: int = MAX_VALUE_CHARS) -> str:
+    """An untrusted value as inline code: no formatting, and Slack does not turn URLs or emails in code into links.
+    Backticks inside it would close the span: replaced by a look-alike."""
+    return f"`{_esc(str(text).replace('`', 'ˋ'), limit) or ' '}`"
+
+
+def _mrkdwn(text: str) -> dict[str, Any]:
+    # verbatim: Slack does not auto-link URLs, channel names or mentions in this text
+    return {"type": "mrkdwn", "text": text, "verbatim": True}
 
 
 def _ts(value: Any) -> str:
@@ -96,23 +121,26 @@ def alert_message(alert: Mapping[str, Any], config: MonitorsConfig | None = None
         description = config.rule(monitor).description
     except KeyError:
         description = ""
-    severity = str(alert.get("severity") or "critical").capitalize()
-    who = f" ({alert['group_key']})" if alert.get("group_key") else ""
-    text = (f"[{severity}] {monitor}{who}: {alert['event_count']} event(s) from {_ts(alert['first_event_at'])} "
-            f"to {_ts(alert['last_event_at'])}. Alert {alert['alert_id']}.")
+    severity = _esc(str(alert.get("severity") or "critical").capitalize(), 20)
+    who = f" ({_code(alert['group_key'])})" if alert.get("group_key") else ""
+    # Every value that comes from the data (group keys are login emails, IPs, ...) is escaped and capped: the top
+    # level `text` (notifications, clients without blocks) as much as the blocks.
+    text = (f"[{severity}] {_code(monitor, 80)}{who}: {int(alert['event_count'])} event(s) from "
+            f"{_ts(alert['first_event_at'])} to {_ts(alert['last_event_at'])}. Alert {_esc(alert['alert_id'], 80)}.")
     ids = list(alert.get("activity_ids") or [])
-    shown = ", ".join(f"`{_esc(i)}`" for i in ids[:5]) + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")
-    fields = [("Monitor", f"`{_esc(monitor)}`"), ("Severity", severity),
-              ("Group", _esc(alert.get("group_key") or "—")), ("Events", str(alert["event_count"])),
-              ("Condition", _esc(_condition(alert, config))), ("First event", _ts(alert["first_event_at"])),
-              ("Last event", _ts(alert["last_event_at"])), ("Alert id", f"`{alert['alert_id']}`")]
+    shown = ", ".join(_code(i, 80) for i in ids[:5]) + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")
+    fields = [("Monitor", _code(monitor, 80)), ("Severity", severity),
+              ("Group", _code(alert.get("group_key") or "—")), ("Events", str(int(alert["event_count"]))),
+              ("Condition", _esc(_condition(alert, config), 200)), ("First event", _ts(alert["first_event_at"])),
+              ("Last event", _ts(alert["last_event_at"])), ("Alert id", _code(alert["alert_id"], 80))]
     blocks = [
-        {"type": "header", "text": {"type": "plain_text", "text": f"{severity}: {monitor}"[:150], "emoji": False}},
-        {"type": "section", "text": {"type": "mrkdwn", "text": _esc(description)[:2900] or _esc(monitor)}},
-        {"type": "section", "fields": [{"type": "mrkdwn", "text": f"*{k}*\n{v}"[:2000]} for k, v in fields]},
-        {"type": "context", "elements": [{"type": "mrkdwn", "text": f"Activities: {shown or '—'}"[:2900]}]},
+        {"type": "header", "text": {"type": "plain_text", "text": _esc(f"{severity}: {monitor}", 150),
+                                    "emoji": False}},
+        {"type": "section", "text": _mrkdwn(_esc(description, 2900) or _code(monitor, 80))},
+        {"type": "section", "fields": [_mrkdwn(f"*{k}*\n{v}"[:2000]) for k, v in fields]},
+        {"type": "context", "elements": [_mrkdwn(f"Activities: {shown or '—'}"[:2900])]},
     ]
-    return {"text": text, "blocks": blocks}
+    return {"text": text[:MAX_TEXT_CHARS], "blocks": blocks}
 
 
 def run_failure_message(*, run_id: str, job_name: str, error: str, tags: Mapping[str, str] | None = None
@@ -121,16 +149,19 @@ def run_failure_message(*, run_id: str, job_name: str, error: str, tags: Mapping
     scope = tags.get("dagster/partition") or (
         f"{tags['dagster/asset_partition_range_start']} … {tags['dagster/asset_partition_range_end']}"
         if "dagster/asset_partition_range_start" in tags else "")
-    text = f"[Pipeline] Run {run_id} of job {job_name} failed" + (f" ({scope})" if scope else "") + f": {error}"
-    fields = [("Job", f"`{_esc(job_name)}`"), ("Run id", f"`{_esc(run_id)}`")]
+    # The error text can quote delivered data (an exception about a record): escaped like everything else.
+    text = (f"[Pipeline] Run {_esc(run_id, 80)} of job {_code(job_name, 100)} failed"
+            + (f" ({_esc(scope, 100)})" if scope else "") + f": {_code(error, 1500)}")
+    fields = [("Job", _code(job_name, 100)), ("Run id", _code(run_id, 80))]
     if scope:
-        fields.append(("Partitions", _esc(scope)))
+        fields.append(("Partitions", _esc(scope, 100)))
     blocks = [
-        {"type": "header", "text": {"type": "plain_text", "text": f"Run failed: {job_name}"[:150], "emoji": False}},
-        {"type": "section", "fields": [{"type": "mrkdwn", "text": f"*{k}*\n{v}"} for k, v in fields]},
-        {"type": "section", "text": {"type": "mrkdwn", "text": f"```{_esc(error)[:2800]}```"}},
+        {"type": "header", "text": {"type": "plain_text", "text": _esc(f"Run failed: {job_name}", 150),
+                                    "emoji": False}},
+        {"type": "section", "fields": [_mrkdwn(f"*{k}*\n{v}"[:2000]) for k, v in fields]},
+        {"type": "section", "text": _mrkdwn(f"```{_esc(error.replace('`', 'ˋ'), 2800)}```")},
     ]
-    return {"text": text[:3000], "blocks": blocks}
+    return {"text": text[:MAX_TEXT_CHARS], "blocks": blocks}
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -148,15 +179,31 @@ class PostResult:
         return not self.ok and (self.status is None or self.status >= 500 or self.status in (408, 429))
 
 
-def post_json(url: str, payload: dict, timeout: float) -> PostResult:
+def _post_now(url: str, payload: dict, timeout: float, deadline: float) -> PostResult:
     try:
-        response = httpx.post(url, json=payload, timeout=timeout)
+        with httpx.Client(timeout=timeout) as client, client.stream("POST", url, json=payload) as response:
+            for _ in response.iter_raw(4096):  # a receiver dripping its body is cut at the deadline
+                if time.monotonic() > deadline:
+                    return PostResult(False, None, "deadline exceeded")
     except httpx.HTTPError as exc:
         # the exception text can contain the URL (a secret): report its type only
         return PostResult(False, None, type(exc).__name__)
     if 200 <= response.status_code < 300:
         return PostResult(True, response.status_code)
     return PostResult(False, response.status_code, f"HTTP {response.status_code}")
+
+
+def post_json(url: str, payload: dict, timeout: float) -> PostResult:
+    """POST within `timeout` seconds in total (httpx's timeouts are per read: a receiver sending a byte a second
+    would hold it for ever). The post runs in a daemon thread; past the deadline it is abandoned, reported as a
+    retryable failure, and its connection dropped as soon as the receiver sends anything more."""
+    deadline = time.monotonic() + timeout
+    outcome: list[PostResult] = []
+    worker = threading.Thread(target=lambda: outcome.append(_post_now(url, payload, timeout, deadline)),
+                              name="webhook-post", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    return outcome[0] if outcome else PostResult(False, None, "deadline exceeded")
 
 
 Poster = Callable[[str, dict, float], PostResult]
@@ -272,15 +319,25 @@ def deliver_alerts_tick(warehouse_path: str | Path, settings: DeliverySettings, 
         return out
 
     delivered: dict[str, datetime] = {}
-    healthy = _drain_outbox(warehouse_path, settings, poster, out)
+    tick_deadline = time.monotonic() + settings.tick_deadline_seconds
+
+    def budget() -> float:  # each post gets its own timeout, never beyond the tick's deadline
+        return min(settings.timeout_seconds, tick_deadline - time.monotonic())
+
+    healthy = _drain_outbox(warehouse_path, settings, poster, out, budget)
     for alert in alerts if healthy else []:
+        if budget() <= 0:
+            break  # the rest waits for the next tick (not a webhook failure)
         payload = alert_message(alert, config)
-        result = poster(settings.webhook_url, payload, settings.timeout_seconds)
-        if not result.ok and not result.retryable:
-            result = poster(settings.webhook_url, {"text": payload["text"]}, settings.timeout_seconds)
+        result = poster(settings.webhook_url, payload, budget())
+        if not result.ok and not result.retryable and budget() > 0:
+            result = poster(settings.webhook_url, {"text": payload["text"]}, budget())
         if result.ok:
             delivered[alert["alert_id"]] = datetime.now(timezone.utc)
             state.attempts.pop(alert["alert_id"], None)
+            # Marked at once: a tick cut short later (deadline, crash) never posts this one again.
+            out.marked += _mark_now(warehouse_path, alert["alert_id"], delivered[alert["alert_id"]], state,
+                                    lock_timeout)
             continue
         out.failed.append((alert["alert_id"], result.error or "failed"))
         if result.retryable:
@@ -301,24 +358,31 @@ def deliver_alerts_tick(warehouse_path: str | Path, settings: DeliverySettings, 
                     f"retry after {state.next_attempt}")
 
     out.delivered = list(delivered)
-    if delivered:
-        try:
-            with open_warehouse(warehouse_path, lock_timeout=max(lock_timeout, 2.0)) as conn:
-                out.marked += mark_delivered(conn, delivered)
-        except WarehouseLockedError:
-            # posted but not marked: remember them, mark next tick, never post them again
-            state.unmarked.update({k: v.isoformat() for k, v in delivered.items()})
     out.cursor = state.dump()
     return out
 
 
-def _drain_outbox(warehouse_path, settings: DeliverySettings, poster: Poster, out: TickOutcome) -> bool:
+def _mark_now(warehouse_path, alert_id: str, at: datetime, state: DeliveryState, lock_timeout: float) -> int:
+    try:
+        with open_warehouse(warehouse_path, lock_timeout=max(lock_timeout, 2.0)) as conn:
+            return mark_delivered(conn, {alert_id: at})
+    except WarehouseLockedError:
+        # posted but not marked: remembered in the cursor, marked next tick, never posted again
+        state.unmarked[alert_id] = at.isoformat()
+        return 0
+
+
+def _drain_outbox(warehouse_path, settings: DeliverySettings, poster: Poster, out: TickOutcome,
+                  budget: Callable[[], float] | None = None) -> bool:
     """Retry queued run-failure notifications, oldest first; False when the webhook is still failing."""
     box = outbox_dir(warehouse_path)
     if not box.is_dir():
         return True
     for path in sorted(box.glob("*.json")):
-        result = poster(settings.webhook_url, json.loads(path.read_text()), settings.timeout_seconds)
+        timeout = budget() if budget is not None else settings.timeout_seconds
+        if timeout <= 0:
+            return True  # out of time for this tick, not a failure
+        result = poster(settings.webhook_url, json.loads(path.read_text()), timeout)
         if result.ok or not result.retryable:
             path.unlink(missing_ok=True)  # a refused payload will not be accepted later either
             out.outbox_delivered += result.ok

@@ -32,6 +32,14 @@ from pathlib import Path
 
 import duckdb
 
+from pipeline.warehouse.files import (
+    apply_serving_mode,
+    prepare_serving_folder,
+    private_file,
+    restrict,
+    sweep_stale_temporaries,
+)
+
 STORAGE_VERSION = "v1.0.0"
 # warehouse schema -> schema in the serving file. The marts go to the default schema `main`: BI users and the panel
 # queries name them unqualified (`FROM billing_monitoring`), and with the default file name (marts.duckdb, catalog
@@ -81,7 +89,8 @@ def publish(warehouse_path: str | Path, serving_path: str | Path, *, include_mes
     """Bring the shadow up to date with the warehouse's marts, then atomically replace `serving_path` by a copy."""
     started = time.monotonic()
     warehouse_path, serving_path = Path(warehouse_path).resolve(), Path(serving_path).resolve()
-    serving_path.parent.mkdir(parents=True, exist_ok=True)
+    prepare_serving_folder(serving_path)  # private files: pipeline/warehouse/files.py
+    sweep_stale_temporaries(serving_path.parent, f".{serving_path.name}.*.publishing")
     shadow = shadow_path(serving_path)
     result = PublishResult(path=serving_path, storage_version=storage_version,
                            published_at=datetime.now(timezone.utc))
@@ -92,12 +101,15 @@ def publish(warehouse_path: str | Path, serving_path: str | Path, *, include_mes
         _remove(shadow)
         result.tables.clear(), result.copied.clear()
         _sync_shadow(warehouse_path, shadow, result, include_message_text, storage_version, memory_limit)
+    restrict(shadow)  # DuckDB creates files with the umask
     # Same directory as the target (os.replace must not cross filesystems); dot-prefixed so BI file pickers skip it.
     tmp = serving_path.with_name(f".{serving_path.name}.{os.getpid()}.publishing")
     try:
+        private_file(tmp, b"")  # owner-only from its creation, then the configured mode and group
         shutil.copyfile(shadow, tmp)  # in-kernel copy (sendfile/copy_file_range) on Linux
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
+        apply_serving_mode(tmp)
         os.replace(tmp, serving_path)
     except BaseException:
         _remove(tmp)

@@ -9,10 +9,12 @@ and a crash (even SIGKILL) leaves the previous state of the range.
 
 from __future__ import annotations
 
+import os
 import queue
 import shutil
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -21,7 +23,10 @@ from pathlib import Path
 import duckdb
 import orjson
 
+from pipeline.warehouse.files import private_dir, private_file
 from pipeline.warehouse.schema import GEO_COLUMNS, UA_COLUMNS, ensure_schema
+from pipeline.compliance_api.hostile import RejectedRecord
+from pipeline.warehouse.screening import quarantine_entry, screen_page
 
 WINDOW = "INTERVAL 5 MINUTE"
 
@@ -59,49 +64,110 @@ class LoadResult:
     quarantined: int = 0
     quarantine_reasons: dict[str, int] = field(default_factory=dict)
     duplicates: int = 0        # repeated ids inside the delivered pages
+    conflicts: int = 0         # ... of which with another content than the stored one (kept in quarantine)
     new_ips: int = 0
     new_user_agents: int = 0
 
 
+REJECTED_SUFFIX = ".rejected"  # beside a page file: its records set aside by screening (JSON array)
+STALE_SPOOL_SECONDS = 6 * 3600  # a spool of another live process is never this old (pool `duckdb`, max runtime)
+KEEP_FAILED_SECONDS = 7 * 86400  # pages of a failed load are kept this long for inspection
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def sweep_stale_spools(parent: Path) -> list[Path]:
+    """Remove spools left by dead processes (a SIGKILLed run leaves its pages): their records hold message-free but
+    still private data, and they only take disk. Kept pages of failed loads (`.failed-*`) go after a week."""
+    swept = []
+    for path in parent.glob(".failed-*"):
+        try:
+            if time.time() - path.stat().st_mtime > KEEP_FAILED_SECONDS:
+                shutil.rmtree(path, ignore_errors=True)
+                swept.append(path)
+        except FileNotFoundError:
+            continue
+    for path in parent.glob(".spool-*"):
+        parts = path.name.split("-")
+        pid = int(parts[1]) if len(parts) > 2 and parts[1].isdigit() else None
+        try:
+            old = time.time() - path.stat().st_mtime > STALE_SPOOL_SECONDS
+        except FileNotFoundError:
+            continue
+        if (pid is not None and pid != os.getpid() and not _pid_alive(pid)) or (pid is None and old):
+            shutil.rmtree(path, ignore_errors=True)
+            swept.append(path)
+    return swept
+
+
 class PageSpool:
-    """Delivered records on local disk, beside the warehouse, until the load statement has read them."""
+    """Delivered records on local disk, beside the warehouse, until the load statement has read them. Owner-only;
+    when the load fails (a DuckDB error) the pages are kept (`keep()`) for inspection instead of being deleted."""
 
     def __init__(self, parent: Path):
-        parent.mkdir(parents=True, exist_ok=True)
-        self.directory = Path(tempfile.mkdtemp(prefix=".spool-", dir=parent))
+        private_dir(parent)
+        sweep_stale_spools(parent)
+        self.directory = Path(tempfile.mkdtemp(prefix=f".spool-{os.getpid()}-", dir=parent))  # mode 0700
         self.files: list[str] = []
+        self.kept: Path | None = None
 
     def add(self, records: list | bytes) -> str:
         """One JSON array of records per page (DuckDB reads arrays faster than the API's envelope): the parsed
         records, or the bytes of the page's `data` array as received. Returns the file's path."""
         path = self.directory / f"page-{len(self.files):06d}.json"
-        path.write_bytes(records if isinstance(records, bytes) else orjson.dumps(records))
+        private_file(path, records if isinstance(records, bytes) else orjson.dumps(records))
         self.files.append(str(path))
         return str(path)
 
+    def add_rejected(self, page_path: str, entries: list[dict]) -> None:
+        private_file(Path(page_path + REJECTED_SUFFIX), orjson.dumps(entries))
+
+    def keep(self) -> Path:
+        """Keep the pages of a failed load: renamed to `.failed-<time>-<pid>` beside the spool (owner-only)."""
+        target = self.directory.with_name(f".failed-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}")
+        self.directory.rename(target)
+        self.directory = self.kept = target
+        return target
+
     def close(self) -> None:
-        shutil.rmtree(self.directory, ignore_errors=True)
+        if self.kept is None:
+            shutil.rmtree(self.directory, ignore_errors=True)
 
     def __enter__(self) -> "PageSpool":
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, exc_type, *exc) -> None:
+        if exc_type is not None and issubclass(exc_type, duckdb.Error) and self.files and self.kept is None:
+            self.keep()  # the load failed on these pages (a failed fetch leaves nothing worth inspecting)
         self.close()
 
 
 def _records(source: str, paths: list[str]) -> str:
     """SQL of the records of `source` (rows of filename, json, pos) with their extracted fields `f` and the reason
     each one cannot be stored (NULL = a valid activity). Every pass over the pages uses this text, so they agree on
-    what is valid."""
+    what is valid. The id must be a JSON string: a number would be stored as a string id the API never sent. Other
+    typed fields are not type-checked (a third more load time): an object where a string belongs is kept as its JSON
+    text in the typed column, the record as delivered in `raw`. Each JSON function parses the record again, so an
+    object is recognised by its first character and the id's type is the one extra lookup."""
     return f"""
         SELECT filename, pos, json, f, created_at,
-               CASE WHEN kind <> 'OBJECT' THEN 'not_an_object'
+               CASE WHEN left(ltrim(json::VARCHAR), 1) <> '{{' THEN 'not_an_object'
                     WHEN f[1] IS NULL OR f[1] = '' THEN 'missing_id'
+                    WHEN id_type <> 'VARCHAR' THEN 'wrong_type'
                     WHEN created_at IS NULL THEN 'bad_created_at'
                     WHEN created_at < $start OR created_at >= $end THEN 'outside_window'
                END AS reason
         FROM (SELECT *, TRY_CAST(f[2] AS TIMESTAMPTZ) AS created_at
-              FROM (SELECT filename, pos, json, json_type(json) AS kind, json_extract_string(json, {paths!r}) AS f
+              FROM (SELECT filename, pos, json, json_extract_string(json, {paths!r}) AS f,
+                           json_type(json, '$.id') AS id_type
                     FROM ({source})))"""
 
 
@@ -142,6 +208,19 @@ def load_activity_range(conn: duckdb.DuckDBPyConnection, files: Iterable[str], s
     """
     ensure_schema(conn)
     conn.execute("SET preserve_insertion_order = false")  # lets large loads stream within the memory limit
+    # The validity filter must stay above the projection that parses each record once: pushed below it, DuckDB
+    # repeats the JSON extraction for every reference to a field (3x slower). Set outside the transaction: a SET
+    # inside an aborted one fails and would hide the load's real error.
+    previous = conn.execute("SELECT current_setting('disabled_optimizers')").fetchone()[0]
+    conn.execute(f"SET disabled_optimizers = '{','.join(filter(None, [previous, 'filter_pushdown']))}'")
+    try:
+        return _load_range(conn, files, start, end, run_id=run_id, fetched_at=fetched_at, traversal=traversal,
+                           enricher=enricher, pages_per_batch=pages_per_batch)
+    finally:
+        conn.execute(f"SET disabled_optimizers = '{previous}'")
+
+
+def _load_range(conn, files, start, end, *, run_id, fetched_at, traversal, enricher, pages_per_batch) -> LoadResult:
     result = LoadResult()
     params = {"start": start, "end": end}
     conn.execute("BEGIN TRANSACTION")
@@ -151,18 +230,14 @@ def load_activity_range(conn: duckdb.DuckDBPyConnection, files: Iterable[str], s
                         SELECT id FROM raw.activities WHERE created_at >= $start AND created_at < $end""", params)
         # What was delivered, small: no payload except for records that go to quarantine.
         conn.execute("""CREATE OR REPLACE TEMP TABLE staged (batch INTEGER, filename VARCHAR, id VARCHAR,
-                        reason VARCHAR, payload JSON)""")
-        # The validity filter must stay above the projection that parses each record once: pushed below it,
-        # DuckDB repeats the JSON extraction for every reference to a field (3x slower).
-        previous = conn.execute("SELECT current_setting('disabled_optimizers')").fetchone()[0]
-        conn.execute(f"SET disabled_optimizers = '{','.join(filter(None, [previous, 'filter_pushdown']))}'")
-        try:
-            for number, batch in enumerate(_batches(files, pages_per_batch)):
-                result.inserted += _load_batch(conn, number, batch, start, end, fetched_at, run_id)
-        finally:
-            conn.execute(f"SET disabled_optimizers = '{previous}'")
+                        reason VARCHAR, payload JSON, payload_hash UBIGINT, raw_base64 VARCHAR)""")
+        all_files: list[str] = []
+        for number, batch in enumerate(_batches(files, pages_per_batch)):
+            all_files += batch
+            result.inserted += _load_batch(conn, number, batch, start, end, fetched_at, run_id)
         result.duplicates = conn.execute(
             "SELECT count(*) - count(DISTINCT id) FROM staged WHERE reason IS NULL").fetchone()[0]
+        result.conflicts = _stage_conflicting_duplicates(conn, all_files, params)
         result.removed = conn.execute("""
             DELETE FROM raw.activities
             WHERE created_at >= $start AND created_at < $end
@@ -173,7 +248,7 @@ def load_activity_range(conn: duckdb.DuckDBPyConnection, files: Iterable[str], s
         ).fetchone()[0]
         _merge_quarantine(conn, start, end, fetched_at, run_id, result)
         # What this load received, whether or not the client parsed it: every delivered item and every repeat.
-        delivered = conn.execute("SELECT count(*) FROM staged").fetchone()[0]
+        delivered = conn.execute("SELECT count(*) FROM staged WHERE batch >= 0").fetchone()[0]
         _attest(conn, start, end, fetched_at, run_id,
                 replace(traversal, records=delivered, duplicates_dropped=traversal.duplicates_dropped + result.duplicates))
         if enricher is not None:
@@ -201,9 +276,18 @@ def _load_batch(conn, number: int, files: list[str], start, end, fetched_at, run
     params = {"start": start, "end": end}
     conn.execute(f"""
         INSERT INTO staged
-        SELECT $batch, filename, f[1], reason, CASE WHEN reason IS NOT NULL THEN json END
+        SELECT $batch, filename, f[1], reason, CASE WHEN reason IS NOT NULL THEN json END, hash(json),
+               CASE WHEN reason IS NOT NULL THEN to_base64(encode(json)) END
         FROM ({_records(_pages(files), _PATHS[:2])})
     """, {**params, "batch": number})
+    rejected = [f + REJECTED_SUFFIX for f in files if os.path.exists(f + REJECTED_SUFFIX)]
+    if rejected:  # records screening set aside (invalid text): quarantined with their exact bytes
+        conn.execute(f"""
+            INSERT INTO staged
+            SELECT $batch, NULL, record_id, reason, to_json(text), hash(raw_base64), raw_base64
+            FROM read_json({_sql_list(rejected)}, format = 'array', columns = {{
+                reason: 'VARCHAR', record_id: 'VARCHAR', raw_base64: 'VARCHAR', text: 'VARCHAR'}})
+        """, {"batch": number})
     # Ids of this batch not to insert in bulk: already stored or delivered by an earlier batch, or repeated within
     # this batch (at-least-once delivery, rare), whose first copy is inserted separately.
     conn.execute("""
@@ -240,11 +324,37 @@ def _load_batch(conn, number: int, files: list[str], start, end, fetched_at, run
     return inserted
 
 
+def _stage_conflicting_duplicates(conn, files: list[str], params: dict) -> int:
+    """Copies of an id delivered with different contents in one traversal: the stored row (the first copy, or the one
+    stored before) stays, each other version goes to quarantine. Rare: the pages are read again only when the hashes
+    show one. (A stored row is not compared with a later delivery: that would read every stored payload again.)"""
+    conn.execute("""
+        CREATE OR REPLACE TEMP TABLE conflicting AS
+        WITH ids AS (SELECT id FROM staged WHERE reason IS NULL GROUP BY id HAVING count(DISTINCT payload_hash) > 1),
+             kept AS (SELECT id, hash(raw) AS h FROM raw.activities
+                      WHERE created_at >= $start AND created_at < $end AND id IN (SELECT id FROM ids))
+        SELECT DISTINCT s.id, s.payload_hash FROM staged s JOIN kept k ON k.id = s.id
+        WHERE s.reason IS NULL AND s.payload_hash <> k.h
+    """, params)
+    conflicts = conn.execute("SELECT count(*) FROM conflicting").fetchone()[0]
+    if conflicts:
+        conn.execute(f"""
+            INSERT INTO staged
+            SELECT DISTINCT ON (r.json) -1, r.filename, r.f[1], 'conflicting_duplicate', r.json, hash(r.json),
+                   to_base64(encode(r.json))
+            FROM ({_records(_pages(files), _PATHS[:2])}) r
+            JOIN conflicting c ON c.id = r.f[1] AND c.payload_hash = hash(r.json)
+            WHERE r.reason IS NULL
+        """, params)
+    conn.execute("DROP TABLE conflicting")
+    return conflicts
+
+
 def _merge_quarantine(conn, start, end, fetched_at, run_id, result: LoadResult) -> None:
     """Identical bad payloads (e.g. two `null`s) are distinct deliveries: they are keyed by occurrence."""
     conn.execute("""
         CREATE OR REPLACE TEMP TABLE staged_quarantine AS
-        SELECT reason, id AS record_id, payload, hash(payload::VARCHAR) AS payload_hash,
+        SELECT reason, id AS record_id, payload, raw_base64, hash(payload::VARCHAR) AS payload_hash,
                row_number() OVER (PARTITION BY reason, hash(payload::VARCHAR) ORDER BY rowid) AS occurrence
         FROM staged WHERE reason IS NOT NULL
     """)
@@ -257,7 +367,8 @@ def _merge_quarantine(conn, start, end, fetched_at, run_id, result: LoadResult) 
     """, params)
     conn.execute(f"""
         INSERT INTO raw.activities_quarantine
-        SELECT $start, $end, s.reason, s.record_id, s.payload, s.payload_hash, s.occurrence, $fetched_at, $run_id
+        SELECT $start, $end, s.reason, s.record_id, s.payload, s.payload_hash, s.occurrence, $fetched_at, $run_id,
+               s.raw_base64
         FROM staged_quarantine s
         WHERE NOT EXISTS (SELECT 1 FROM raw.activities_quarantine q
                           WHERE {match} AND q.window_start >= $start AND q.window_end <= $end)
@@ -269,7 +380,10 @@ def _merge_quarantine(conn, start, end, fetched_at, run_id, result: LoadResult) 
 
 
 def _attest(conn, start, end, fetched_at, run_id, t: TraversalStats) -> None:
-    """One row per 5-minute window; rewritten only when the window's content changed, so reruns change nothing."""
+    """One row per 5-minute window; rewritten only when the window's content changed, so reruns change nothing.
+    A quarantined record counts in the window of its `created_at` when it has one inside the range (also read from
+    the text of records that are not valid JSON), else in the traversal's first window: the windows' counts add up to
+    the range's quarantine."""
     conn.execute(f"""
         CREATE OR REPLACE TEMP TABLE new_attestations AS
         WITH windows AS (
@@ -277,28 +391,31 @@ def _attest(conn, start, end, fetched_at, run_id, t: TraversalStats) -> None:
         ), counts AS (
             SELECT time_bucket({WINDOW}, created_at, $start::TIMESTAMPTZ) AS window_start, count(*) AS n
             FROM raw.activities WHERE created_at >= $start AND created_at < $end GROUP BY 1
+        ), quarantined AS (
+            SELECT CASE WHEN ts >= $start AND ts < $end THEN time_bucket({WINDOW}, ts, $start::TIMESTAMPTZ)
+                        ELSE $start::TIMESTAMPTZ END AS window_start, count(*) AS n
+            FROM (SELECT coalesce(TRY_CAST(json_extract_string(payload, '$.created_at') AS TIMESTAMPTZ),
+                                  TRY_CAST(regexp_extract(json_extract_string(payload, '$'),
+                                                          '"created_at"\\s*:\\s*"([^"]+)"', 1) AS TIMESTAMPTZ)) AS ts
+                  FROM raw.activities_quarantine WHERE window_start >= $start AND window_end <= $end)
+            GROUP BY 1
         )
-        SELECT w.window_start, w.window_start + {WINDOW} AS window_end, coalesce(c.n, 0) AS record_count
-        FROM windows w LEFT JOIN counts c USING (window_start)
+        SELECT w.window_start, w.window_start + {WINDOW} AS window_end, coalesce(c.n, 0) AS record_count,
+               coalesce(q.n, 0) AS quarantined_count
+        FROM windows w LEFT JOIN counts c USING (window_start) LEFT JOIN quarantined q USING (window_start)
     """, {"start": start, "end": end})
-    quarantined = conn.execute(
-        "SELECT count(*) FROM raw.activities_quarantine WHERE window_start >= $start AND window_end <= $end",
-        {"start": start, "end": end}).fetchone()[0]
-    single_window = conn.execute("SELECT count(*) = 1 FROM new_attestations").fetchone()[0]
-    # Quarantined records belong to the traversal, not to one 5-minute window: attributed to a window only when the
-    # traversal covered exactly one.
     conn.execute("""
         DELETE FROM raw.activity_attestations a USING new_attestations n
         WHERE a.window_start = n.window_start
-          AND (a.record_count <> n.record_count OR a.quarantined_count <> $q)
-    """, {"q": quarantined if single_window else 0})
+          AND (a.record_count <> n.record_count OR a.quarantined_count <> n.quarantined_count)
+    """)
     conn.execute("""
         INSERT INTO raw.activity_attestations
-        SELECT n.window_start, n.window_end, n.record_count, $q, $start, $end, $pages, $records, $dups,
-               $first_cursor, $last_cursor, $request_id, $fetched_at, $run_id
+        SELECT n.window_start, n.window_end, n.record_count, n.quarantined_count, $start, $end, $pages, $records,
+               $dups, $first_cursor, $last_cursor, $request_id, $fetched_at, $run_id
         FROM new_attestations n
         WHERE NOT EXISTS (SELECT 1 FROM raw.activity_attestations a WHERE a.window_start = n.window_start)
-    """, {"q": quarantined if single_window else 0, "start": start, "end": end, "pages": t.pages,
+    """, {"start": start, "end": end, "pages": t.pages,
           "records": t.records, "dups": t.duplicates_dropped, "first_cursor": t.first_cursor,
           "last_cursor": t.last_cursor, "request_id": t.final_request_id, "fetched_at": fetched_at,
           "run_id": run_id})
@@ -365,9 +482,15 @@ def _spool_page(page, spool: PageSpool, stats: TraversalStats) -> str:
     parsed `records` (repeats across the page boundary already dropped, malformed items kept) or, unparsed, the
     `data_json` bytes; first_id, last_id, request_id."""
     if page.records is None:  # unparsed page: the load parses and deduplicates
-        path = spool.add(page.data_json)
+        data, rejected = screen_page(page.data_json)
+        path = spool.add(data)
+        if rejected:
+            spool.add_rejected(path, rejected)
     else:
-        path = spool.add(page.records)
+        rejected = [r for r in page.records if isinstance(r, RejectedRecord)]
+        path = spool.add([r for r in page.records if not isinstance(r, RejectedRecord)] if rejected else page.records)
+        if rejected:
+            spool.add_rejected(path, [quarantine_entry(r.reason, r.raw) for r in rejected])
         stats.records += page.raw_count - page.duplicates_dropped
         stats.duplicates_dropped += page.duplicates_dropped
     stats.pages += 1

@@ -11,12 +11,16 @@ Privacy (product/dashboards.md): message text never lands in `raw.chat_messages`
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
 
 import duckdb
 import orjson
 import pyarrow as pa
+
+from pipeline.compliance_api.hostile import RejectedRecord
 
 CHATS_DDL = """
 CREATE SCHEMA IF NOT EXISTS raw;
@@ -80,6 +84,8 @@ CREATE TABLE IF NOT EXISTS raw.chats_quarantine (
     fetched_at    TIMESTAMPTZ NOT NULL,
     run_id        VARCHAR NOT NULL
 );
+-- The record's bytes as delivered (base64; payload is a readable rendering when they are not valid JSON text).
+ALTER TABLE raw.chats_quarantine ADD COLUMN IF NOT EXISTS raw_base64 VARCHAR;
 """
 
 _TEXT_KEYS = {"text": "text", "input": "tool_use_input", "content": "tool_result"}
@@ -95,8 +101,6 @@ def _parse_ts(value) -> datetime | None:
 
 
 def _hash(obj) -> int:
-    import hashlib
-
     return int.from_bytes(hashlib.blake2b(orjson.dumps(obj, option=orjson.OPT_SORT_KEYS), digest_size=8).digest(),
                           "little")
 
@@ -165,24 +169,92 @@ class ChatLoadResult:
     quarantine_reasons: dict[str, int] = field(default_factory=dict)
 
 
+# orjson (hashes, stored JSON) serialises at most 255 levels: anything deeper cannot be stored as delivered.
+MAX_NESTING = 255
+_CHAT_STRINGS = ("name", "model", "project_id", "href", "organization_uuid", "organization_id", "created_at",
+                 "updated_at", "deleted_at")
+_BLOCK_STRINGS = ("type", "name", "id")
+
+
+def _too_deep(obj, limit: int = MAX_NESTING) -> bool:
+    stack = [(obj, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, (dict, list)):
+            if depth > limit:
+                return True
+            stack.extend((v, depth + 1) for v in (value.values() if isinstance(value, dict) else value))
+    return False
+
+
+def _wrong_string_fields(obj: dict, names) -> bool:
+    return any(obj.get(n) is not None and not isinstance(obj.get(n), str) for n in names)
+
+
 def validate_chat(item) -> str | None:
+    """Why a chat (list item, or list item merged with the messages response) cannot be stored (None: it can)."""
+    if isinstance(item, RejectedRecord):
+        return item.reason
     if not isinstance(item, dict):
         return "not_an_object"
     if not item.get("id"):
         return "missing_id"
+    if not isinstance(item["id"], str) or _wrong_string_fields(item, _CHAT_STRINGS):
+        return "wrong_type"
+    user = item.get("user")
+    if user is not None and (not isinstance(user, dict) or _wrong_string_fields(user, ("id", "email_address"))):
+        return "wrong_type"
     if _parse_ts(item.get("updated_at")) is None:
         return "bad_updated_at"
+    if _too_deep(item):
+        return "nesting_too_deep"
     return None
 
 
 def validate_message(message) -> str | None:
+    if isinstance(message, RejectedRecord):
+        return f"message_{message.reason}"
     if not isinstance(message, dict):
         return "message_not_an_object"
     if not message.get("id"):
         return "message_missing_id"
+    if not isinstance(message["id"], str) or _wrong_string_fields(message, ("role", "created_at")):
+        return "message_wrong_type"
+    content = message.get("content")
+    if content is not None and not isinstance(content, list):
+        return "message_wrong_type"
+    for block in content or []:
+        if isinstance(block, dict):
+            if _wrong_string_fields(block, _BLOCK_STRINGS):
+                return "message_wrong_type"
+            for key in _TEXT_KEYS:
+                value = block.get(key) if key != "type" else None
+                if value is not None and not isinstance(value, (str, dict)) and not (
+                        isinstance(value, list) and all(not isinstance(i, dict) or isinstance(i.get("text", ""), str)
+                                                        for i in value)):
+                    return "message_wrong_type"
     if _parse_ts(message.get("created_at")) is None:
         return "message_bad_created_at"
+    if _too_deep(message):
+        return "message_nesting_too_deep"
     return None
+
+
+def _quarantined(reason: str, chat_id: str | None, item) -> dict:
+    """A quarantine row: a readable JSON payload and the exact (or, for parsed items, re-encoded) bytes."""
+    if isinstance(item, RejectedRecord):
+        raw = item.raw
+        payload = orjson.dumps(raw.decode("utf-8", "backslashreplace")).decode()
+    else:
+        try:
+            raw = orjson.dumps(item)
+            payload = raw.decode()
+        except (TypeError, orjson.JSONEncodeError):  # nested beyond what orjson writes
+            raw = repr(item).encode("utf-8", "backslashreplace")
+            payload = orjson.dumps(raw.decode()).decode()
+    digest = int.from_bytes(hashlib.blake2b(repr([chat_id, raw]).encode(), digest_size=8).digest(), "little")
+    return {"reason": reason, "chat_id": chat_id, "payload": payload, "payload_hash": digest,
+            "raw_base64": base64.b64encode(raw).decode("ascii")}
 
 
 def _chat_row(chat: dict, message_count: int | None, now: datetime, run_id: str, hard_deleted: bool) -> dict:
@@ -223,7 +295,7 @@ _MESSAGE_SCHEMA = pa.schema([
 _TEXT_SCHEMA = pa.schema([("message_id", pa.string()), ("chat_id", pa.string()), ("block_index", pa.int32()),
                           ("block_type", pa.string()), ("text", pa.string())])
 _QUARANTINE_SCHEMA = pa.schema([("reason", pa.string()), ("chat_id", pa.string()), ("payload", pa.string()),
-                                ("payload_hash", pa.uint64())])
+                                ("payload_hash", pa.uint64()), ("raw_base64", pa.string())])
 
 
 def load_chat_window(conn: duckdb.DuckDBPyConnection, fetched: list[FetchedChat], malformed: list, start: datetime,
@@ -233,22 +305,26 @@ def load_chat_window(conn: duckdb.DuckDBPyConnection, fetched: list[FetchedChat]
     result = ChatLoadResult(chats_seen=len(fetched))
     chats, messages, texts, quarantine = [], [], [], []
     for item in malformed:
-        quarantine.append({"reason": validate_chat(item) or "invalid", "chat_id": _id_of(item),
-                           "payload": orjson.dumps(item).decode(), "payload_hash": _hash(item)})
+        quarantine.append(_quarantined(validate_chat(item) or "invalid", _id_of(item), item))
     for f in fetched:
         chat_id = f.listed["id"]
         if f.hard_deleted or f.detail is None:
             chats.append(_chat_row(f.listed, None, fetched_at, run_id, hard_deleted=True))
             continue
         chat_messages = f.detail.get("chat_messages") or []
+        if not isinstance(chat_messages, list):
+            chat_messages = [chat_messages]
         good = 0
+        message_ids: set[str] = set()
         for position, message in enumerate(chat_messages):
             reason = validate_message(message)
+            if not reason and message["id"] in message_ids:  # repeated with other content: the first one is kept
+                reason = "message_conflicting_duplicate"
             if reason:
-                quarantine.append({"reason": reason, "chat_id": chat_id, "payload": orjson.dumps(message).decode(),
-                                   "payload_hash": _hash([chat_id, message])})
+                quarantine.append(_quarantined(reason, chat_id, message))
                 continue
             good += 1
+            message_ids.add(message["id"])
             row, pieces = split_message(message)
             messages.append({"id": message["id"], "chat_id": chat_id, "position": position, **row,
                              "content_hash": _hash([row["content_shape"], row["files"], row["generated_files"],
@@ -259,6 +335,11 @@ def load_chat_window(conn: duckdb.DuckDBPyConnection, fetched: list[FetchedChat]
                 texts.extend({"message_id": message["id"], "chat_id": chat_id, "block_index": i, "block_type": t,
                               "text": text} for i, t, text in pieces)
         detail = {**f.listed, **{k: v for k, v in f.detail.items() if k != "chat_messages"}}
+        reason = validate_chat(detail)
+        if reason:  # the messages response's chat fields are hostile: the list item's stand, they go to quarantine
+            quarantine.append(_quarantined(f"detail_{reason}", chat_id,
+                                           {k: v for k, v in f.detail.items() if k != "chat_messages"}))
+            detail = f.listed
         chats.append(_chat_row(detail, good, fetched_at, run_id, hard_deleted=False))
 
     conn.execute("BEGIN TRANSACTION")
@@ -314,7 +395,8 @@ def load_chat_window(conn: duckdb.DuckDBPyConnection, fetched: list[FetchedChat]
             conn.execute("DELETE FROM restricted.chat_message_text")
         conn.execute("""
             INSERT INTO raw.chats_quarantine
-            SELECT $start, $end, q.reason, q.chat_id, q.payload, q.payload_hash, $now, $run_id FROM new_quarantine q
+            SELECT $start, $end, q.reason, q.chat_id, q.payload, q.payload_hash, $now, $run_id, q.raw_base64
+            FROM new_quarantine q
             WHERE NOT EXISTS (SELECT 1 FROM raw.chats_quarantine r WHERE r.payload_hash = q.payload_hash)
         """, {"start": start, "end": end, "now": fetched_at, "run_id": run_id})
         for name in ("new_chats", "new_messages", "new_texts", "new_quarantine"):

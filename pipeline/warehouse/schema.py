@@ -37,7 +37,8 @@ CREATE TABLE IF NOT EXISTS raw.activities (
 CREATE TABLE IF NOT EXISTS raw.activities_quarantine (
     window_start  TIMESTAMPTZ NOT NULL,
     window_end    TIMESTAMPTZ NOT NULL,
-    reason        VARCHAR NOT NULL,   -- not_an_object | missing_id | bad_created_at | outside_window
+    reason        VARCHAR NOT NULL,   -- not_an_object | missing_id | wrong_type (id) | bad_created_at | outside_window
+                                      -- | invalid_utf8 | invalid_unicode_escape | invalid_json | conflicting_duplicate
     record_id     VARCHAR,
     payload       JSON NOT NULL,
     payload_hash  UBIGINT NOT NULL,
@@ -45,6 +46,9 @@ CREATE TABLE IF NOT EXISTS raw.activities_quarantine (
     fetched_at    TIMESTAMPTZ NOT NULL,
     run_id        VARCHAR NOT NULL
 );
+
+-- The record's exact bytes as delivered, base64 (payload is a readable rendering when they are not valid JSON text).
+ALTER TABLE raw.activities_quarantine ADD COLUMN IF NOT EXISTS raw_base64 VARCHAR;
 
 -- Completeness attestation per 5-minute window (the API's integration guide, pattern 4): how many records the
 -- window holds and the traversal that produced them (pages, first/last cursor, request id of the final page).

@@ -26,9 +26,9 @@ DAY = "2026-11-03"  # a Tuesday: working-day volume up to midnight UTC
 FAULTS = "429=5%,5xx=5%,truncated=1%,slow=1%,repeated=2%"
 
 
-def resources(base_url: str, warehouse: Path, key: str = FULL_KEY) -> dict:
+def resources(base_url: str, warehouse: Path) -> dict:
     # client timeout below the simulator's slow-response delay, so "slow" faults are real timeouts
-    return {"compliance_api": ComplianceAPIResource(api_key=key, base_url=base_url, timeout_seconds=1.0,
+    return {"compliance_api": ComplianceAPIResource(base_url=base_url, timeout_seconds=1.0,
                                                     max_retries=10, requests_per_minute=100_000),
             "warehouse": WarehouseResource(path=str(warehouse)),
             "geoip": GeoIPResource()}
@@ -120,10 +120,11 @@ def test_malformed_records_are_quarantined_with_their_reasons(tmp_path):
     ("sk-ant-api01-not-a-key", "ANTHROPIC_COMPLIANCE_ACCESS_KEY"),
     ("sk-ant-api01-sim-userdata", "read:compliance_activities"),
 ])
-def test_401_and_403_fail_at_once_with_what_to_fix(tmp_path, key, expected_text):
+def test_401_and_403_fail_at_once_with_what_to_fix(tmp_path, monkeypatch, key, expected_text):
+    monkeypatch.setenv("ANTHROPIC_COMPLIANCE_ACCESS_KEY", key)
     args = ["--start", f"{DAY}T00:00:00Z", "--days", "1", "--volume", "2000", "--rate-limit", "0"]
     with SimulatorProcess(args) as sim:
-        res = resources(sim.base_url, tmp_path / "w.duckdb", key=key)
+        res = resources(sim.base_url, tmp_path / "w.duckdb")
         result = materialize_range(res, f"{DAY}-00:00", f"{DAY}-00:55")
         counters = stats(sim.base_url)
     assert not result.success
@@ -150,7 +151,7 @@ CHILD = textwrap.dedent("""
     activities._attest = attest_then_hang
 
     base_url, warehouse, first, last = sys.argv[1:5]
-    res = {"compliance_api": ComplianceAPIResource(api_key="sk-ant-api01-sim-full", base_url=base_url),
+    res = {"compliance_api": ComplianceAPIResource(base_url=base_url),
            "warehouse": WarehouseResource(path=warehouse), "geoip": GeoIPResource()}
     dg.materialize([raw_activities], resources=res,
                    tags={ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last})
@@ -196,3 +197,21 @@ def test_partition_range_from_the_shell(tmp_path):
         assert out.returncode == 0, out.stderr[-3000:]
         truth = ground_truth(sim.base_url, f"{DAY}T06:00:00Z", f"{DAY}T08:00:00Z")
     assert set(stored_ids(tmp_path / "w.duckdb")) == set(truth["activity_ids"])
+
+
+def test_a_shell_backfill_is_queued_behind_warehouse_work(tmp_path):
+    """The README's shell backfill goes through the run queue (`dagster job launch`): it waits its turn for the
+    `duckdb` pool instead of colliding with the running work on the warehouse lock."""
+    from dagster._core.instance.ref import InstanceRef
+
+    (tmp_path / "dagster.yaml").write_text((Path(__file__).parents[2] / "dagster.yaml").read_text())
+    env = {**os.environ, "DAGSTER_HOME": str(tmp_path), "COMPLIANCE_WAREHOUSE_PATH": str(tmp_path / "w.duckdb")}
+    tags = {"dagster/asset_partition_range_start": f"{DAY}-06:00", "dagster/asset_partition_range_end": f"{DAY}-07:55"}
+    out = subprocess.run([sys.executable, "-m", "dagster", "job", "launch", "-m", "pipeline.definitions",
+                          "-j", "ingest_activities", "--tags", json.dumps(tags)],
+                         env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    with dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(tmp_path))) as instance:
+        runs = instance.get_runs()
+    assert len(runs) == 1 and runs[0].status == dg.DagsterRunStatus.QUEUED  # the daemon starts it when its turn comes
+    assert all(runs[0].tags[k] == v for k, v in tags.items()) and not (tmp_path / "w.duckdb").exists()

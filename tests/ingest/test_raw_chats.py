@@ -22,7 +22,7 @@ T1, T2 = "2026-11-02T12:00:00Z", "2026-11-03T00:10:00Z"
 
 
 def resources(base_url, warehouse):
-    return {"compliance_api": ComplianceAPIResource(api_key=FULL_KEY, base_url=base_url, timeout_seconds=1.0,
+    return {"compliance_api": ComplianceAPIResource(base_url=base_url, timeout_seconds=1.0,
                                                     max_retries=10, requests_per_minute=100_000),
             "warehouse": WarehouseResource(path=str(warehouse))}
 

@@ -154,7 +154,7 @@ def test_busy_warehouse_skips_the_tick_and_posted_alerts_are_marked_later_withou
 
         def flaky_open(*args, **kwargs):
             calls["n"] += 1
-            if calls["n"] == 2:
+            if calls["n"] in (2, 3):  # each alert is marked right after its post
                 raise WarehouseLockedError("busy")
             return real_open(*args, **kwargs)
 

@@ -21,7 +21,7 @@ from pipeline.monitors.config import MONITOR_NAMES
 from pipeline.monitors.delivery import WEBHOOK_ENV
 from simulator.process import SimulatorProcess
 from tests.monitors.receiver import Receiver
-from tests.support.sim import FULL_KEY, ground_truth, set_clock
+from tests.support.sim import ground_truth, set_clock
 
 D1, D2 = "2026-11-01", "2026-11-02"
 # Day 1 as one ranged run; day 2 cut at 15:45 and 16:05 so that two firing incidents (a 20-minute mass chat
@@ -59,7 +59,7 @@ def ingested(tmp_path_factory):
             "--late-share", "0"]
     with SimulatorProcess(args) as sim:
         set_clock(sim.base_url, "2026-11-03T00:05:00Z")
-        res = {"compliance_api": ComplianceAPIResource(api_key=FULL_KEY, base_url=sim.base_url,
+        res = {"compliance_api": ComplianceAPIResource(base_url=sim.base_url,
                                                        requests_per_minute=100_000),
                "warehouse": WarehouseResource(path=str(warehouse)), "geoip": GeoIPResource()}
         results = [run_range(res, first, last) for first, last in RANGES]

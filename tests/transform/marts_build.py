@@ -51,9 +51,8 @@ class MartsBuild:
 def resources(base_url: str, warehouse: Path) -> dict:
     from pipeline.defs.resources import ComplianceAPIResource, GeoIPResource, WarehouseResource
     from pipeline.defs.transform.project import dbt_resource
-    from tests.support.sim import FULL_KEY
 
-    return {"compliance_api": ComplianceAPIResource(api_key=FULL_KEY, base_url=base_url,
+    return {"compliance_api": ComplianceAPIResource(base_url=base_url,
                                                     requests_per_minute=100_000),
             "warehouse": WarehouseResource(path=str(warehouse)), "geoip": GeoIPResource(), "dbt": dbt_resource()}
 

@@ -5,6 +5,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import dagster as dg
+import duckdb
 
 from pipeline.compliance_api import AuthenticationError, PermissionDeniedError
 from pipeline.compliance_api.progress import with_progress
@@ -63,10 +64,20 @@ def raw_activities(context: dg.AssetExecutionContext, compliance_api: Compliance
         except (AuthenticationError, PermissionDeniedError) as exc:
             # Retrying cannot fix a key: fail at once with the client's message (which never contains the key).
             raise dg.Failure(description=str(exc), allow_retries=False) from exc
+        except duckdb.Error:
+            if spool.files:  # DuckDB's own error propagates; the delivered pages stay for inspection (owner-only)
+                context.log.error(f"load failed: its {len(spool.files)} page file(s) are kept in {spool.keep()}")
+            raise
     loaded = time.monotonic()
     if result.quarantined:
         context.log.warning(f"{result.quarantined} record(s) quarantined: {result.quarantine_reasons}")
+    repull = context.run.tags.get("pipeline/repull")
+    if repull:  # a re-pull stores only what the earlier runs missed: events indexed late
+        context.log.info(f"re-pull ({'deep' if repull == 'deep' else 'trailing'}) found {result.inserted} late "
+                         f"event(s) in {start.isoformat()} .. {end.isoformat()}")
     return dg.MaterializeResult(metadata={
+        **({"late_events_found": result.inserted} if repull else {}),
+        "conflicting_duplicates": result.conflicts,
         "window_start": start.isoformat(),
         "window_end": end.isoformat(),
         "windows": len(context.partition_keys),

@@ -7,7 +7,8 @@ from datetime import datetime, timezone
 
 import dagster as dg
 
-from pipeline.compliance_api import AuthenticationError, NotFoundError, PermissionDeniedError
+from pipeline.compliance_api import AuthenticationError, InvalidResponseError, NotFoundError, PermissionDeniedError
+from pipeline.compliance_api.hostile import RejectedRecord
 from pipeline.compliance_api.resume import resumable_pages, with_second_chances
 from pipeline.config import Settings
 from pipeline.defs.ingest.assets import BACKFILL_POLICY
@@ -54,6 +55,13 @@ def raw_chats(context: dg.AssetExecutionContext, compliance_api: ComplianceAPIRe
                         detail = with_second_chances(lambda chat_id=item["id"]: client.get_chat_messages(chat_id))
                     except NotFoundError:  # hard-deleted between the listing and now
                         by_id[item["id"]] = FetchedChat(item, None, hard_deleted=True)
+                        continue
+                    except InvalidResponseError as exc:
+                        if exc.retryable:
+                            raise
+                        # A complete answer that cannot be decoded beyond its messages: the chat keeps its stored
+                        # state and the answer goes to quarantine; the other chats of the window are stored.
+                        malformed.append(RejectedRecord("messages_undecodable", getattr(exc, "body", b"")))
                         continue
                     messages += len(detail.get("chat_messages") or [])
                     by_id[item["id"]] = FetchedChat(item, detail)  # a chat listed twice: the later state wins
