@@ -19,8 +19,8 @@ from pipeline.defs.ingest.partitions import PARTITION_FORMAT, activity_partition
 
 WINDOW = timedelta(minutes=5)
 _settings = Settings.from_env()
-LAG_MINUTES = min(max(_settings.ingest_lag_minutes, 1), 4)
-REPULL_EVERY = _settings.repull_every_minutes if _settings.repull_every_minutes in (5, 10, 15, 20, 30, 60) else 15
+LAG_MINUTES = _settings.ingest_lag_minutes  # 1-4, validated in pipeline.settings
+REPULL_EVERY = _settings.repull_every_minutes  # 5, 10, 15, 20, 30 or 60, validated in pipeline.settings
 
 ingest_activities_job = dg.define_asset_job(
     "ingest_activities", selection=[raw_activities],
