@@ -1,19 +1,21 @@
 # The two commands of the README:  `make run`  (pipeline end to end on the embedded simulator)  and  `make test`.
-# Both set up everything they need first (a virtualenv from requirements.lock, the dbt manifest).
+# Both set up everything they need first (a virtualenv from requirements-dev.lock, the dbt manifest).
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
-.PHONY: setup run test bench simulator preflight clean
+.PHONY: setup run test lint bench simulator preflight clean lock duckdb1
 
-$(BIN)/.ready: requirements.lock pyproject.toml
+UV_VERSION := 0.13.9
+
+$(BIN)/.ready: requirements-dev.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --disable-pip-version-check uv==0.13.9
+	$(BIN)/python -m pip install -q --disable-pip-version-check uv==$(UV_VERSION)
 	# --compile-bytecode: with PYTHONDONTWRITEBYTECODE set (as on CI machines) every process would recompile dagster and
 	# dbt from source, ~7 s per Dagster run process.
-	$(BIN)/uv pip install -q --compile-bytecode --python $(BIN)/python -r requirements.lock
+	$(BIN)/uv pip install -q --compile-bytecode --python $(BIN)/python -r requirements-dev.lock
 	$(BIN)/uv pip install -q --python $(BIN)/python --no-deps -e .
 	touch $@
 
@@ -21,11 +23,33 @@ setup: $(BIN)/.ready
 	mkdir -p $(DAGSTER_HOME) && cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/python -m pipeline.defs.transform.prepare
 
+# Recompile both locks after changing pyproject.toml's dependencies or requirements.in (see requirements.in).
+lock: $(BIN)/.ready
+	$(BIN)/uv pip compile -q --universal --python-version 3.11 pyproject.toml requirements.in -o requirements.lock
+	$(BIN)/uv pip compile -q --universal --python-version 3.11 pyproject.toml requirements.in --extra test --extra bench \
+		-o requirements-dev.lock
+
 run: setup
 	$(BIN)/python -m pipeline.demo
 
-test: setup
-	$(BIN)/python -m pytest
+# A DuckDB 1.x client in its own small venv: tests/serve/test_publish.py opens the serving file with it (the format
+# BI tools still on DuckDB 1.x read), so that test runs everywhere `make test` runs instead of being skipped.
+DUCKDB1_VENV := .venv-duckdb1
+DUCKDB1_VERSION := 1.5.6
+$(DUCKDB1_VENV)/.ready: $(BIN)/.ready
+	$(BIN)/uv venv -q --allow-existing --python $(BIN)/python $(DUCKDB1_VENV)
+	$(BIN)/uv pip install -q --python $(DUCKDB1_VENV)/bin/python duckdb==$(DUCKDB1_VERSION)
+	touch $@
+
+duckdb1: $(DUCKDB1_VENV)/.ready
+
+test: setup duckdb1
+	DUCKDB1_PYTHON=$(CURDIR)/$(DUCKDB1_VENV)/bin/python $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# ruff (pyproject.toml [tool.ruff]) and sqlfluff (.sqlfluff) on the tree; .ci/run runs it before the tests.
+lint: $(BIN)/.ready
+	$(BIN)/ruff check .
+	$(BIN)/sqlfluff lint dbt_project/models
 
 bench: setup
 	$(BIN)/python -m bench
@@ -39,4 +63,4 @@ preflight: $(BIN)/.ready
 	$(BIN)/python -m pipeline.preflight
 
 clean:
-	rm -rf $(VENV) .dagster_home data dbt_project/target
+	rm -rf $(VENV) $(DUCKDB1_VENV) .dagster_home data dbt_project/target

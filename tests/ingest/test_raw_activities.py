@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import select
 import signal
@@ -173,7 +172,7 @@ def test_sigkill_mid_run_leaves_no_rows_of_the_killed_window_and_rerun_completes
                                  env={**os.environ})
         ready, _, _ = select.select([child.stdout], [], [], 180)
         line = child.stdout.readline().decode() if ready else ""
-        assert "IN_TRANSACTION" in line, f"child did not reach the transaction: {line!r}" 
+        assert "IN_TRANSACTION" in line, f"child did not reach the transaction: {line!r}"
         child.send_signal(signal.SIGKILL)
         child.wait()
 

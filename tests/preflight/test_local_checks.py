@@ -11,9 +11,8 @@ import pytest
 
 from pipeline.config import Settings
 from pipeline.enrichment.geo import GeoIPLookup, bundled_database_path
-from pipeline.preflight import FAIL, OK, WARN, check_geoip, check_path, run_checks
+from pipeline.preflight import FAIL, OK, WARN, check_geoip, check_path, main
 from simulator.process import free_port
-from tests.preflight.conftest import by_name
 
 
 def warehouse_check(settings: Settings):
@@ -68,17 +67,21 @@ def test_locked_warehouse_names_the_process(env, holder):
     assert sorted(p.name for p in env.iterdir()) == before  # nothing left behind
 
 
-def test_serving_path_must_differ_from_the_warehouse(env, monkeypatch):
+def test_serving_path_must_differ_from_the_warehouse(env, monkeypatch, capsys):
+    # refused by the settings themselves (pipeline.settings): the preflight reports it and stops
     monkeypatch.setenv("COMPLIANCE_API_BASE_URL", f"http://127.0.0.1:{free_port()}")  # fails fast, not under test
     monkeypatch.setenv("COMPLIANCE_SERVING_PATH", str(env / "warehouse.duckdb"))
-    serving = by_name(run_checks(Settings.from_env()))["serving path"]
-    assert serving.status == FAIL and "are the same file" in serving.message
+    assert main() == 1
+    out = capsys.readouterr().out
+    assert out.startswith("FAIL  settings") and "COMPLIANCE_SERVING_PATH=" in out and "separate file" in out
 
 
-def test_missing_geoip_file(env, monkeypatch, tmp_path):
+def test_missing_geoip_file(env, monkeypatch, tmp_path, capsys):
     missing = tmp_path / "GeoLite2-City.mmdb"
     monkeypatch.setenv("GEOIP_CITY_DB", str(missing))
-    result = check_geoip(Settings.from_env().geoip_city_db)
+    assert main() == 1  # refused by the settings (pipeline.settings), named with its value
+    assert f"GEOIP_CITY_DB={str(missing)!r}" in capsys.readouterr().out
+    result = check_geoip(str(missing))  # the check itself, for a file removed after the settings were read
     assert result.status == FAIL
     assert f"GeoIP City database not found: {str(missing)!r}" in result.message
     assert "Fix GEOIP_CITY_DB or unset it" in result.message

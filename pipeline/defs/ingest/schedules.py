@@ -28,8 +28,8 @@ from pipeline.defs.ingest.partitions import PARTITION_FORMAT, activity_partition
 
 WINDOW = timedelta(minutes=5)
 _settings = Settings.from_env()
-LAG_MINUTES = min(max(_settings.ingest_lag_minutes, 1), 4)
-REPULL_EVERY = _settings.repull_every_minutes if _settings.repull_every_minutes in (5, 10, 15, 20, 30, 60) else 15
+LAG_MINUTES = _settings.ingest_lag_minutes  # 1-4, validated in pipeline.settings
+REPULL_EVERY = _settings.repull_every_minutes  # 5, 10, 15, 20, 30 or 60, validated in pipeline.settings
 WINDOW_RUN_MAX_SECONDS = 30 * 60        # a window or the trailing re-pull: minutes of work
 DEEP_REPULL_MAX_SECONDS = 3 * 60 * 60   # days of activities: one traversal and one load
 

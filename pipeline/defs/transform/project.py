@@ -8,7 +8,7 @@ import shutil
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from functools import cached_property
+from functools import cache, cached_property
 from pathlib import Path
 
 from packaging import version
@@ -19,18 +19,33 @@ from pipeline.config import PROJECT_ROOT
 
 DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
 
-# The dbt installed next to this interpreter (the project's venv), also when the venv is not activated
-# (`.venv/bin/python -m ...`): dagster-dbt looks `dbt` up on PATH.
 _VENV_BIN = Path(sys.executable).parent
-if (_VENV_BIN / "dbt").exists() and shutil.which("dbt") != str(_VENV_BIN / "dbt"):
-    os.environ["PATH"] = f"{_VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}"
 
-dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR, target="local")
-# Under `dagster dev` the manifest is rebuilt on start; elsewhere `make setup` builds it
-# (python -m pipeline.defs.transform.prepare). A checkout that skipped setup still loads: parse once here.
-dbt_project.prepare_if_dev()
-if not Path(dbt_project.manifest_path).exists():
-    dbt_project.preparer.prepare(dbt_project)
+
+def _put_venv_dbt_on_path() -> None:
+    """The dbt installed next to this interpreter (the project's venv), also when the venv is not activated
+    (`.venv/bin/python -m ...`): dagster-dbt looks `dbt` up on PATH."""
+    if (_VENV_BIN / "dbt").exists() and shutil.which("dbt") != str(_VENV_BIN / "dbt"):
+        os.environ["PATH"] = f"{_VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}"
+
+
+@cache
+def _load_dbt_project() -> DbtProject:
+    _put_venv_dbt_on_path()
+    project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR, target="local")
+    # Under `dagster dev` the manifest is rebuilt on start; elsewhere `make setup` builds it
+    # (python -m pipeline.defs.transform.prepare). A checkout that skipped setup still loads: parse once here.
+    project.prepare_if_dev()
+    if not Path(project.manifest_path).exists():
+        project.preparer.prepare(project)
+    return project
+
+
+def __getattr__(name: str) -> DbtProject:
+    """`dbt_project` is loaded on first use (PATH set, manifest parsed if missing), not when this module is imported."""
+    if name == "dbt_project":
+        return _load_dbt_project()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class ComplianceDbtCliResource(DbtCliResource):
@@ -48,7 +63,7 @@ class ComplianceDbtCliResource(DbtCliResource):
 
 
 def dbt_resource() -> DbtCliResource:
-    return ComplianceDbtCliResource(project_dir=dbt_project, profiles_dir=str(DBT_PROJECT_DIR), target="local")
+    return ComplianceDbtCliResource(project_dir=_load_dbt_project(), profiles_dir=str(DBT_PROJECT_DIR), target="local")
 
 
 @contextmanager

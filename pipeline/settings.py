@@ -1,0 +1,187 @@
+"""The pipeline's environment settings, validated once (README: Configuration).
+
+One field per variable of the configuration table, with its default and what it allows. `load_settings()` reads the
+environment and refuses every invalid value with one error listing each offending variable, the value given and what
+is allowed; nothing is clamped or replaced in silence. An empty variable counts as unset (its default applies).
+The API key is held as a secret: never shown, also not in errors.
+"""
+
+from __future__ import annotations
+
+import re
+import urllib.parse
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BeforeValidator, Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+DATA_DIR = PROJECT_ROOT / "data"
+
+API_KEY_ENV = "ANTHROPIC_COMPLIANCE_ACCESS_KEY"
+DEFAULT_BASE_URL = "https://api.anthropic.com"
+REPULL_EVERY_ALLOWED = (5, 10, 15, 20, 30, 60)
+# DuckDB's memory_limit syntax: a number and a unit (256MB, 2GB, 1.5GiB).
+_MEMORY_LIMIT = re.compile(r"^\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$", re.IGNORECASE)
+
+
+class SettingsError(ValueError):
+    """One or more environment settings are invalid; the message names each variable, its value and what is allowed."""
+
+
+def default_partitions_start(today: datetime | None = None) -> datetime:
+    """First day of the month 90 days ago: stable within a month and far below Dagster's 100k-partition guidance
+    (at most ~123 days = ~35k five-minute partitions). Production sets COMPLIANCE_PARTITIONS_START explicitly."""
+    today = today or datetime.now(timezone.utc)
+    back = today - timedelta(days=90)
+    return datetime(back.year, back.month, 1, tzinfo=timezone.utc)
+
+
+def parse_utc(value: str) -> datetime:
+    dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
+
+
+def _utc(value: Any) -> Any:
+    return parse_utc(value.strip()) if isinstance(value, str) else value
+
+
+def _project_path(value: Path) -> Path:
+    return value if value.is_absolute() else PROJECT_ROOT / value
+
+
+def _http_url(value: str) -> str:
+    value = value.strip().rstrip("/")
+    parsed = urllib.parse.urlsplit(value)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise ValueError("not an http(s)://host[:port] URL")
+    return value
+
+
+def _memory_limit(value: str) -> str:
+    if not _MEMORY_LIMIT.match(value.strip()):
+        raise ValueError("not a size")
+    return value.strip()
+
+
+def _existing_file(value: Path) -> Path:
+    value = _project_path(value)
+    if not value.is_file():
+        raise ValueError("no such file")
+    return value
+
+
+def _repull_every(value: int) -> int:
+    if value not in REPULL_EVERY_ALLOWED:
+        raise ValueError("not an allowed interval")
+    return value
+
+
+def _cron(value: str) -> str:
+    from dagster._utils.schedules import is_valid_cron_string
+
+    if not is_valid_cron_string(value):
+        raise ValueError("not a cron expression")
+    return value
+
+
+def _multiple_of_5(value: int) -> int:
+    if value % 5:
+        raise ValueError("not a multiple of 5")
+    return value
+
+
+ProjectPath = Annotated[Path, AfterValidator(_project_path)]
+HttpUrl = Annotated[str, AfterValidator(_http_url)]
+MemoryLimit = Annotated[str, AfterValidator(_memory_limit)]
+
+
+def _setting(env: str, allowed: str, default: Any = None, **constraints: Any) -> Any:
+    """A field read from variable `env`; `allowed` is what the error message says is accepted."""
+    return Field(default, validation_alias=env, description=allowed, **constraints)
+
+
+class PipelineSettings(BaseSettings):
+    """Every variable of README: Configuration, validated (see `load_settings`)."""
+
+    model_config = SettingsConfigDict(case_sensitive=True, env_ignore_empty=True, extra="ignore", frozen=True)
+
+    api_key: SecretStr | None = _setting(API_KEY_ENV, "a Compliance Access Key (sk-ant-api01-...)")
+    api_base_url: HttpUrl = _setting("COMPLIANCE_API_BASE_URL", "an http(s)://host[:port] URL", DEFAULT_BASE_URL)
+    api_timeout_seconds: float = _setting("COMPLIANCE_API_TIMEOUT_SECONDS", "a number of seconds > 0", 30.0, gt=0)
+    api_max_retries: int = _setting("COMPLIANCE_API_MAX_RETRIES", "a whole number >= 0", 8, ge=0)
+    api_requests_per_minute: int = _setting(
+        "COMPLIANCE_API_REQUESTS_PER_MINUTE", "a whole number of requests per minute >= 1", 600, ge=1)
+    warehouse_path: ProjectPath = _setting(
+        "COMPLIANCE_WAREHOUSE_PATH", "a file path (relative to the project folder or absolute)",
+        DATA_DIR / "warehouse.duckdb")
+    serving_path: ProjectPath = _setting(
+        "COMPLIANCE_SERVING_PATH", "a file path other than COMPLIANCE_WAREHOUSE_PATH", DATA_DIR / "marts.duckdb")
+    partitions_start: Annotated[datetime, BeforeValidator(_utc)] = Field(
+        default_factory=default_partitions_start, validation_alias="COMPLIANCE_PARTITIONS_START",
+        description="an ISO 8601 date or date-time (UTC unless it has an offset), not in the future")
+    ingest_lag_minutes: int = _setting("COMPLIANCE_INGEST_LAG_MINUTES", "a whole number of minutes from 1 to 4", 2,
+                                       ge=1, le=4)
+    repull_minutes: Annotated[int, AfterValidator(_multiple_of_5)] = _setting(
+        "COMPLIANCE_REPULL_MINUTES", "a whole number of minutes, a multiple of 5, at least 5", 60, ge=5)
+    repull_every_minutes: Annotated[int, AfterValidator(_repull_every)] = _setting(
+        "COMPLIANCE_REPULL_EVERY_MINUTES", "one of 5, 10, 15, 20, 30 or 60 (minutes)", 15)
+    deep_repull_hours: int = _setting(
+        "COMPLIANCE_DEEP_REPULL_HOURS", "whole hours from 1 to 744 (31 days)", 48, ge=1, le=24 * 31)
+    deep_repull_cron: Annotated[str, AfterValidator(_cron)] = _setting(
+        "COMPLIANCE_DEEP_REPULL_CRON", "a cron expression, e.g. '47 2 * * *' (daily at 02:47 UTC)", "47 2 * * *")
+    store_message_text: bool = _setting(
+        "COMPLIANCE_STORE_MESSAGE_TEXT", "true or false (also 1/0, yes/no, on/off)", True)
+    duckdb_memory_limit: MemoryLimit = _setting(
+        "COMPLIANCE_DUCKDB_MEMORY_LIMIT", "a size such as 256MB, 2GB or 1.5GiB", "256MB")
+    dbt_memory_limit: MemoryLimit = _setting("COMPLIANCE_DBT_MEMORY_LIMIT", "a size such as 256MB, 2GB or 1.5GiB",
+                                             "2GB")
+    geoip_city_db: Annotated[Path, AfterValidator(_existing_file)] | None = _setting(
+        "GEOIP_CITY_DB", "the path of an existing GeoLite2/GeoIP2 City .mmdb file")
+    alert_webhook_url: HttpUrl | None = _setting("COMPLIANCE_ALERT_WEBHOOK_URL", "an http(s):// URL")
+
+    @model_validator(mode="after")
+    def _checks_across_fields(self) -> "PipelineSettings":
+        problems = []
+        if self.partitions_start > datetime.now(timezone.utc):
+            problems.append(f"COMPLIANCE_PARTITIONS_START={self.partitions_start.isoformat()!r} is in the future: "
+                            f"allowed is {_describe('partitions_start')}.")
+        if self.serving_path.resolve() == self.warehouse_path.resolve():
+            problems.append(f"COMPLIANCE_SERVING_PATH={str(self.serving_path)!r} is the working warehouse file "
+                            "(COMPLIANCE_WAREHOUSE_PATH): allowed is a separate file (BI readers on the working file "
+                            "block the pipeline).")
+        if problems:
+            raise ValueError("\n  ".join(problems))
+        return self
+
+
+def _describe(field: str) -> str:
+    return PipelineSettings.model_fields[field].description or "a valid value"
+
+
+_FIELD_BY_ENV = {info.validation_alias: name for name, info in PipelineSettings.model_fields.items()}
+SETTINGS_ENV_VARS: tuple[str, ...] = tuple(_FIELD_BY_ENV)
+
+
+def load_settings() -> PipelineSettings:
+    """The environment's settings, validated; raises SettingsError naming every invalid variable."""
+    try:
+        return PipelineSettings()
+    except ValidationError as exc:
+        raise SettingsError(_explain(exc)) from None
+
+
+def _explain(exc: ValidationError) -> str:
+    lines = []
+    for error in exc.errors(include_url=False):
+        env = next((str(part) for part in error["loc"] if str(part) in _FIELD_BY_ENV), None)
+        if env is None:  # a check across fields: its message names the variables itself
+            lines.append(str(error["msg"]).removeprefix("Value error, "))
+            continue
+        field = _FIELD_BY_ENV[env]
+        shown = "(hidden: a secret)" if field == "api_key" else repr(error["input"])
+        reason = str(error["msg"]).removeprefix("Value error, ")
+        lines.append(f"{env}={shown} is invalid ({reason}): allowed is {_describe(field)}.")
+    return "Invalid settings:\n  " + "\n  ".join(lines)
