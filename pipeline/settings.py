@@ -87,6 +87,16 @@ def _cron(value: str) -> str:
     return value
 
 
+def _serving_file_mode(value: str) -> str:
+    from pipeline.warehouse.files import FileModeError, serving_mode
+
+    try:
+        serving_mode({"COMPLIANCE_SERVING_FILE_MODE": value})
+    except FileModeError:
+        raise ValueError("not an allowed mode") from None
+    return value
+
+
 def _multiple_of_5(value: int) -> int:
     if value % 5:
         raise ValueError("not a multiple of 5")
@@ -114,11 +124,17 @@ class PipelineSettings(BaseSettings):
     api_max_retries: int = _setting("COMPLIANCE_API_MAX_RETRIES", "a whole number >= 0", 8, ge=0)
     api_requests_per_minute: int = _setting(
         "COMPLIANCE_API_REQUESTS_PER_MINUTE", "a whole number of requests per minute >= 1", 600, ge=1)
+    api_allowed_hosts: str | None = _setting(
+        "COMPLIANCE_API_ALLOWED_HOSTS", "host names, comma-separated, the API resource's base_url may point at")
     warehouse_path: ProjectPath = _setting(
         "COMPLIANCE_WAREHOUSE_PATH", "a file path (relative to the project folder or absolute)",
         DATA_DIR / "warehouse.duckdb")
     serving_path: ProjectPath = _setting(
         "COMPLIANCE_SERVING_PATH", "a file path other than COMPLIANCE_WAREHOUSE_PATH", DATA_DIR / "marts.duckdb")
+    serving_file_mode: Annotated[str, AfterValidator(_serving_file_mode)] = _setting(
+        "COMPLIANCE_SERVING_FILE_MODE", "600, 640 or 660 (octal; nothing for others)", "600")
+    serving_file_group: str | None = _setting(
+        "COMPLIANCE_SERVING_FILE_GROUP", "a group name or id given access to the serving file")
     partitions_start: Annotated[datetime, BeforeValidator(_utc)] = Field(
         default_factory=default_partitions_start, validation_alias="COMPLIANCE_PARTITIONS_START",
         description="an ISO 8601 date or date-time (UTC unless it has an offset), not in the future")
@@ -141,6 +157,10 @@ class PipelineSettings(BaseSettings):
     geoip_city_db: Annotated[Path, AfterValidator(_existing_file)] | None = _setting(
         "GEOIP_CITY_DB", "the path of an existing GeoLite2/GeoIP2 City .mmdb file")
     alert_webhook_url: HttpUrl | None = _setting("COMPLIANCE_ALERT_WEBHOOK_URL", "an http(s):// URL")
+    alert_webhook_timeout_seconds: float = _setting(
+        "COMPLIANCE_ALERT_WEBHOOK_TIMEOUT_SECONDS", "a number of seconds > 0", 10.0, gt=0)
+    alert_tick_deadline_seconds: float = _setting(
+        "COMPLIANCE_ALERT_TICK_DEADLINE_SECONDS", "a number of seconds > 0", 20.0, gt=0)
 
     @model_validator(mode="after")
     def _checks_across_fields(self) -> "PipelineSettings":

@@ -6,7 +6,8 @@ pytest process, on first use):
    one chat is then hard-deleted through the API and found by raw/chats_reconciliation;
 2. the marts built through Dagster with a full refresh (dbt_reference + dbt_activity_marts), then
 3. one more 5-minute window (synthetic records: a brand-new unknown type, reconnaissance followed by a privilege
-   escalation, a Compliance API call from an embargoed country, a rejected join proposal) loaded with the ingestion's loader and built through
+   escalation, a Compliance API call from an embargoed country, a rejected join proposal) loaded with the
+   ingestion's loader and built through
    an *incremental* partition run, then
 4. the serving file published (serve/marts_file).
 """
