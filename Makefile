@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
-.PHONY: setup run test bench simulator preflight clean
+.PHONY: setup run test bench simulator preflight clean dashboard browser
 
 $(BIN)/.ready: requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,8 +24,16 @@ setup: $(BIN)/.ready
 run: setup
 	$(BIN)/python -m pipeline.demo
 
-test: setup
+test: setup browser
 	$(BIN)/python -m pytest
+
+# The dashboards' browser tests drive Debian's headless Chromium (no browser download from the web).
+browser:
+	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium; }
+
+# The dashboard app alone on COMPLIANCE_SERVING_PATH (default data/marts.duckdb), http://127.0.0.1:8501
+dashboard: $(BIN)/.ready
+	$(BIN)/python -m pipeline.dashboard
 
 bench: setup
 	$(BIN)/python -m bench

@@ -96,8 +96,9 @@ def filter_sidebar(source: Source, file_version: tuple, anchor: datetime | None,
     choices = _choices(file_version)
     with st.sidebar:
         st.subheader("Filters")
-        key = st.selectbox("Time range", list(RANGE_KEYS), index=list(RANGE_KEYS).index(DEFAULT_RANGE),
-                           format_func=RANGE_KEYS.get, key="range", bind="query-params")
+        label = st.selectbox("Time range", list(RANGE_KEYS.values()), key="range", bind="query-params",
+                             index=list(RANGE_KEYS).index(DEFAULT_RANGE))
+        key = {v: k for k, v in RANGE_KEYS.items()}[label]
         custom = None
         if key == "custom":
             default = (anchor or datetime.now(timezone.utc)).date()
@@ -128,6 +129,13 @@ def render_panel(source: Source, file_version: tuple, filters: Filters, panel: P
         try:
             columns, frame, total = _panel(file_version, filters, panel.dashboard, panel.name, page, tuple(order),
                                            tuple(sorted(params.items())), source)
+        except duckdb.InvalidInputException as exc:
+            if "search_messages:" not in str(exc):
+                st.error(f"{panel.dashboard}.{panel.name} failed: {exc}")
+                return
+            # the privacy gate refused the term (too short, wildcard only): say so, it is not a failure
+            st.warning(str(exc).split("search_messages:", 1)[1].strip(), icon="🔒")
+            return
         except duckdb.Error as exc:
             st.error(f"{panel.dashboard}.{panel.name} failed: {exc}")
             return
@@ -316,4 +324,5 @@ def main() -> None:
                    "Monitors": [PAGES["alerts"]]}).run()
 
 
-main()
+if __name__ == "__main__":  # `streamlit run` executes this file as __main__; importing it draws nothing
+    main()

@@ -69,7 +69,8 @@ def split_columns(frame: pd.DataFrame, columns: list[tuple[str, str]]) -> tuple[
     kinds = {n: column_class(t, n) for n, t in columns}
     return ([n for n in frame.columns if kinds.get(n) == "time"],
             [n for n in frame.columns if kinds.get(n) in ("text", "bool")],
-            [n for n in frame.columns if kinds.get(n) == "number"])
+            # coordinates are not measures: a geo panel's measure is its count
+            [n for n in frame.columns if kinds.get(n) == "number" and not n.startswith("geo_")])
 
 
 def trend(frame: pd.DataFrame, columns: list[tuple[str, str]], kind: str) -> alt.Chart:
