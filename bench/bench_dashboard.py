@@ -52,8 +52,9 @@ def scale(source: Path, target: Path, per_day: int, days: int) -> dict:
     started = time.monotonic()
     conn = duckdb.connect(str(target), config={"preserve_insertion_order": False})
     conn.execute(f"ATTACH '{source}' AS src (READ_ONLY)")
-    base = conn.execute("SELECT count(*), count(DISTINCT created_date) FROM src.main.activity_overview").fetchone()
-    copies_per_day = max(1, math.ceil(per_day / (base[0] / max(1, base[1]))))
+    rows_, span_days = conn.execute("SELECT count(*), greatest(1, (epoch(max(created_at)) - epoch(min(created_at))) "
+                                    "/ 86400) FROM src.main.activity_overview").fetchone()
+    copies_per_day = max(1, math.ceil(per_day / (rows_ / span_days)))
     copies = copies_per_day * days
     tables = conn.execute("SELECT schema_name, table_name FROM duckdb_tables() WHERE database_name = 'src' "
                           "AND schema_name IN ('main', 'serving', 'restricted') ORDER BY 1, 2").fetchall()

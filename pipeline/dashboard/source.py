@@ -211,6 +211,7 @@ def open_serving(path: str | Path, *, threads: int | None = None) -> Iterator[So
     conn = duckdb.connect(":memory:", config={"threads": threads} if threads else {})
     try:
         conn.execute("SET TimeZone = 'UTC'")
+        conn.execute("SET enable_progress_bar = false")
         conn.execute(f"ATTACH '{str(path).replace(chr(39), chr(39) * 2)}' AS {CATALOG} (READ_ONLY)")
         conn.execute(f"USE {CATALOG}")
         yield Source(conn)
