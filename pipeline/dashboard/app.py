@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 import os
+import threading
+import time
 from datetime import datetime, timezone
 from functools import partial
 
@@ -75,6 +78,43 @@ def _csv(path: str, filters: Filters, dashboard: str, name: str, params: dict) -
     with open_serving(path) as source:
         source.apply_filters(filters)
         return source.run(dashboard, name, params).to_csv(index=False).encode()
+
+
+# -- warming: after each publish, the default view of every page is computed once in the background -------------------
+def warm(path: str, file_version: tuple) -> None:
+    """Fill the caches exactly as a page load with the default filters would (same keys), so the first visitor after
+    a publish does not wait for the queries."""
+    _choices(file_version)
+    with open_serving(path) as source:
+        _, anchor = source.freshness()
+        filters = Filters(*resolve_range(DEFAULT_RANGE, anchor))
+        source.apply_filters(filters)
+        for dashboard in dashboards():
+            for panel in load_panels()[dashboard["dashboard"]].values():
+                if (panel.dashboard, panel.name) != SEARCH_PANEL:
+                    _panel(file_version, filters, panel.dashboard, panel.name, 0, (), (), source)
+
+
+def _warm_loop(path: str) -> None:
+    seen = None
+    while True:
+        try:
+            if os.path.exists(path) and (current := version(path)) != seen:
+                started = time.monotonic()
+                warm(path, current)
+                seen = current
+                print(f"dashboards warmed for the publish of {path} in {time.monotonic() - started:.1f} s", flush=True)
+        except Exception:  # a file replaced mid-way, a bad publish: try again on the next tick
+            logging.getLogger(__name__).exception("warming the dashboards failed")
+        time.sleep(5)
+
+
+@st.cache_resource
+def start_warmer(path: str) -> threading.Thread:
+    """One background thread per app process and serving path (cache_resource: created once, shared by sessions)."""
+    thread = threading.Thread(target=_warm_loop, args=(path,), name="dashboard-warmer", daemon=True)
+    thread.start()
+    return thread
 
 
 # -- page parts -------------------------------------------------------------------------------------------------------
@@ -313,6 +353,8 @@ PAGES: dict[str, st.Page] = {}
 
 def main() -> None:
     st.set_page_config(page_title="Compliance dashboards", layout="wide", page_icon="🛡️")
+    if (os.environ.get("COMPLIANCE_DASHBOARD_WARM") or "true").lower() not in ("0", "false", "no", "off"):
+        start_warmer(serving_path())
     for dashboard in dashboards():
         render = partial(dashboard_page, dashboard)
         render.__name__ = dashboard["dashboard"]  # Streamlit names a page after its function
