@@ -22,7 +22,8 @@ from pipeline.serving.publish import publish
 from tests.support.browser import Browser, number, panel_states_js
 from tests.transform.marts_build import EXTRA_START, marts_build
 
-pytestmark = pytest.mark.slow
+# the module fixture may build the shared marts warehouse (a simulated day through Dagster) in the first setup
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 SCREENSHOTS = Path(os.environ.get("DASHBOARD_SCREENSHOTS") or PROJECT_ROOT / "data" / "screenshots" / "dashboards")
 DAGSTER_URL = "http://127.0.0.1:3999"
 ERRORS_JS = "document.querySelectorAll('[data-testid=\"stException\"], [data-testid=\"stAlertContentError\"]').length"
