@@ -58,8 +58,7 @@ def _choices(file_version: tuple) -> dict[str, list[str]]:
         return source.filter_choices()
 
 
-@st.cache_data(ttl=600, max_entries=4096, show_spinner=False)
-def _panel(file_version: tuple, filters: Filters, dashboard: str, name: str, page: int, order: tuple,
+def _panel_rows(file_version: tuple, filters: Filters, dashboard: str, name: str, page: int, order: tuple,
            params: tuple, _source: Source) -> tuple[list, pd.DataFrame, int | None]:
     """(columns, rows, total rows for a table panel else None)."""
     params_ = dict(params)
@@ -71,6 +70,9 @@ def _panel(file_version: tuple, filters: Filters, dashboard: str, name: str, pag
                             order_by=order[0] if order else None, descending=bool(order and order[1]))
         return columns, frame, total
     return columns, _source.run(dashboard, name, params_, limit=CHART_ROWS), None
+
+
+_panel = st.cache_data(ttl=600, max_entries=4096, show_spinner=False)(_panel_rows)
 
 
 def _csv(path: str, filters: Filters, dashboard: str, name: str, params: dict) -> bytes:
@@ -166,9 +168,11 @@ def render_panel(source: Source, file_version: tuple, filters: Filters, panel: P
         state_key = f"order-{panel.dashboard}-{panel.name}"
         order = st.session_state.get(state_key) or ()
         page = st.session_state.get(f"page-{panel.dashboard}-{panel.name}", 1) - 1
+        # message text is never cached: each search goes through the privacy gate again
+        rows = _panel_rows if (panel.dashboard, panel.name) == SEARCH_PANEL else _panel
         try:
-            columns, frame, total = _panel(file_version, filters, panel.dashboard, panel.name, page, tuple(order),
-                                           tuple(sorted(params.items())), source)
+            columns, frame, total = rows(file_version, filters, panel.dashboard, panel.name, page, tuple(order),
+                                         tuple(sorted(params.items())), source)
         except duckdb.InvalidInputException as exc:
             if "search_messages:" not in str(exc):
                 st.error(f"{panel.dashboard}.{panel.name} failed: {exc}")
