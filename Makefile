@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
-.PHONY: setup run test lint bench simulator preflight clean lock duckdb1
+.PHONY: setup run test lint bench simulator preflight clean lock duckdb1 dashboard browser
 
 UV_VERSION := 0.13.9
 
@@ -43,13 +43,21 @@ $(DUCKDB1_VENV)/.ready: $(BIN)/.ready
 
 duckdb1: $(DUCKDB1_VENV)/.ready
 
-test: setup duckdb1
+test: setup duckdb1 browser
 	DUCKDB1_PYTHON=$(CURDIR)/$(DUCKDB1_VENV)/bin/python $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # ruff (pyproject.toml [tool.ruff]) and sqlfluff (.sqlfluff) on the tree; .ci/run runs it before the tests.
 lint: $(BIN)/.ready
 	$(BIN)/ruff check .
 	$(BIN)/sqlfluff lint dbt_project/models
+
+# The dashboards' browser tests drive Debian's headless Chromium (no browser download from the web).
+browser:
+	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium; }
+
+# The dashboard app alone on COMPLIANCE_SERVING_PATH (default data/marts.duckdb), http://127.0.0.1:8501
+dashboard: $(BIN)/.ready
+	$(BIN)/python -m pipeline.dashboard
 
 bench: setup
 	$(BIN)/python -m bench

@@ -6,7 +6,8 @@
 3. build the dbt reference tables, then backfill the windows of the last DEMO_HOURS hours that are not ingested yet
    (a second `make run` resumes: only what is missing is fetched), showing the run's progress;
 4. wait for the marts run the backfill triggers (dbt + monitors + serving publish), then print where to look: the UI,
-   the serving file, example queries with their results, the alerts found;
+   the dashboards (the Streamlit app on the serving file, started beside Dagster), the serving file, example queries
+   with their results, the alerts found;
 5. keep running, printing each new publish, until Ctrl-C (or DEMO_MINUTES), which stops everything cleanly.
 """
 
@@ -24,6 +25,7 @@ import duckdb
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from pipeline.config import PROJECT_ROOT, Settings
+from pipeline.dashboard.process import DashboardProcess
 from pipeline.demo.dagster_dev import DagsterDev, open_instance
 from simulator.process import SimulatorProcess
 
@@ -63,15 +65,19 @@ def main() -> int:
             settings = Settings.from_env()
             say(f"Simulator (live mode) on {sim.base_url}")
             say(f"Starting Dagster (webserver + daemon), DAGSTER_HOME={home} ...")
-            with DagsterDev(home, {}, port=ui_port) as dagster:
+            with DagsterDev(home, {}, port=ui_port) as dagster, DashboardProcess(
+                    port=env_int("DEMO_DASHBOARD_PORT", 0) or None, log_path=home / "dashboard.log",
+                    env={"COMPLIANCE_SERVING_PATH": str(settings.serving_path),
+                         "COMPLIANCE_DAGSTER_URL": dagster.url}) as dashboard:
                 say(f"Dagster UI: {dagster.url}  (log: {dagster.log_path})")
+                say(f"Dashboards: {dashboard.url}  (log: {dashboard.log_path})")
                 build_reference(dagster, home)
                 first, last, backfilled = backfill_missing(dagster, home, hours)
                 wait_for_marts(dagster, first, last, launch=not backfilled)
-                summary(dagster, settings)
+                summary(dagster, settings, dashboard.url)
                 watch(settings, minutes)
     except KeyboardInterrupt:
-        say("Stopping Dagster and the simulator ...")
+        say("Stopping the dashboards, Dagster and the simulator ...")
     say("Stopped. Run `make run` again to resume where it left off.")
     return 0
 
@@ -181,10 +187,11 @@ def read_serving(settings: Settings, sql: str) -> tuple[list[str], list[tuple]]:
         return [d[0] for d in cursor.description], cursor.fetchall()
 
 
-def summary(dagster: DagsterDev, settings: Settings) -> None:
+def summary(dagster: DagsterDev, settings: Settings, dashboard_url: str) -> None:
     print(f"""
 The pipeline is live.
   Dagster UI      {dagster.url}   (Assets > raw/activities: partitions; Automation: schedules and sensors)
+  Dashboards      {dashboard_url}   (the 16 dashboards and the alerts, on the serving file)
   Warehouse       {settings.warehouse_path}   (the pipeline's own file: do not open it while Dagster runs)
   Serving file    {settings.serving_path}   (open it from any DuckDB client or BI tool)
 

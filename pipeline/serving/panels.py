@@ -4,8 +4,9 @@
     panels = load_panels()                       # {"billing_monitoring": {"top_plan_types": Panel, ...}, ...}
     rows = run_panel(conn, "chats", "message_search", {"term": "budget"})
 
-A file holds blocks that start with `-- name: <panel>`, optionally followed by `-- <description>` lines, then one SQL
-statement. Queries name their mart unqualified: that runs as is in the serving file (marts in its default schema);
+A file holds blocks that start with `-- name: <panel>`, optionally followed by `-- <description>` lines and a
+`-- chart: <kind>` line (how the dashboard app draws it when its columns alone don't say: number, line, area, bar,
+geo, table), then one SQL statement. Queries name their mart unqualified: that runs as is in the serving file (marts in its default schema);
 `run_panel` sets the search path so the same text also runs in the working warehouse (schema `marts`).
 """
 
@@ -22,6 +23,8 @@ from pipeline.config import PROJECT_ROOT
 
 PANELS_DIR = PROJECT_ROOT / "dbt_project" / "panels"
 _NAME = re.compile(r"^--\s*name:\s*([a-z0-9_]+)\s*$", re.MULTILINE)
+_CHART = re.compile(r"^chart:\s*([a-z_]+)\s*$")
+CHART_KINDS = ("number", "line", "area", "bar", "geo", "table")
 
 
 @dataclass(frozen=True)
@@ -30,6 +33,7 @@ class Panel:
     name: str
     description: str
     sql: str
+    chart: str | None = None  # `-- chart:` annotation; None: the dashboard app infers it from the columns
 
     @property
     def parameters(self) -> list[str]:
@@ -42,16 +46,22 @@ def parse_panels(dashboard: str, text: str) -> dict[str, Panel]:
     for i, match in enumerate(matches):
         body = text[match.end():matches[i + 1].start() if i + 1 < len(matches) else len(text)]
         lines = body.strip("\n").splitlines()
-        description = []
-        while lines and lines[0].startswith("--"):
-            description.append(lines.pop(0).lstrip("-").strip())
-        sql = "\n".join(lines).strip().rstrip(";").strip()
+        description, chart = [], None
         name = match.group(1)
+        while lines and lines[0].startswith("--"):
+            line = lines.pop(0).lstrip("-").strip()
+            if annotation := _CHART.match(line):
+                chart = annotation.group(1)
+                if chart not in CHART_KINDS:
+                    raise ValueError(f"{dashboard}: panel {name!r} has chart {chart!r}, not one of {CHART_KINDS}")
+            else:
+                description.append(line)
+        sql = "\n".join(lines).strip().rstrip(";").strip()
         if name in panels:
             raise ValueError(f"{dashboard}: panel {name!r} defined twice")
         if not sql:
             raise ValueError(f"{dashboard}: panel {name!r} has no query")
-        panels[name] = Panel(dashboard, name, " ".join(description), sql)
+        panels[name] = Panel(dashboard, name, " ".join(description), sql, chart)
     return panels
 
 

@@ -40,6 +40,7 @@ class DemoProcess:
             "COMPLIANCE_REPULL_EVERY_MINUTES": "5",
             "DEMO_HOURS": "1",
             "DEMO_PORT": str(free_port()),
+            "DEMO_DASHBOARD_PORT": str(free_port()),
             "DEMO_SIMULATOR_PORT": str(free_port()),
             # More late-indexed events than the default 0.5 %, so that every re-pull has some to find.
             "DEMO_SIMULATOR_ARGS": "--late-share 0.2 --volume 100000",

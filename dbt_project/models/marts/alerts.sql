@@ -10,13 +10,14 @@ with alerts as (
 
     {% if relation_exists('monitors', 'alerts') %}
     select alert_id, monitor, severity, group_key, first_event_at, last_event_at, event_count, threshold,
-           activity_ids, raised_at
+           activity_ids, raised_at, delivered_at, run_id
     from {{ alerts_source }}
     {% else %}
     select
         null::varchar as alert_id, null::varchar as monitor, null::varchar as severity, null::varchar as group_key,
         null::timestamptz as first_event_at, null::timestamptz as last_event_at, null::bigint as event_count,
-        null::double as threshold, null::varchar[] as activity_ids, null::timestamptz as raised_at
+        null::double as threshold, null::varchar[] as activity_ids, null::timestamptz as raised_at,
+        null::timestamptz as delivered_at, null::varchar as run_id
     where false
     {% endif %}
 
@@ -37,7 +38,10 @@ final as (
         len(coalesce(activity_ids, []::varchar[]))                  as activity_count,
         raised_at,
         cast(timezone('UTC', raised_at) as date)                    as raised_date,
-        date_trunc('hour', raised_at)                               as raised_hour
+        date_trunc('hour', raised_at)                               as raised_hour,
+        -- as of the publish: the webhook sensor may deliver after the marts were built
+        delivered_at,
+        run_id
     from alerts
     qualify row_number() over (partition by alert_id order by raised_at) = 1
 

@@ -1,0 +1,163 @@
+"""Dashboard page render time on a serving file of 7 days at 1M activities a day (target: every page < 3 s).
+
+1. A small real serving file: built by the pipeline from the simulator (tests/transform/marts_build.py: one simulated
+   day through Dagster, dbt, publish), or `--source PATH`.
+2. Scaled by SQL into a 7-day file: every row of every mart is copied N times (new ids, shifted by 0..6 whole days,
+   so buckets stay consistent), N chosen so activity_overview holds --per-day activities a day; chats scale alike.
+3. The app (`streamlit run`, as `make dashboard` starts it) on that file, headless Chromium over the DevTools
+   protocol: each page opened cold (first visit: every panel query runs) and warm (cached), timed from navigation to
+   the page's last element with every chart drawn. The app's warmer (which fills the caches after each publish) is
+off here: "warm" is a second visit, what a visitor gets once the warmer ran.
+Peer measured in the same run: the same panel queries of the page run directly on a DuckDB connection (no app, no
+browser), the floor of any app on this file; reported as the ratio page / queries.
+
+    .venv/bin/python -m bench.bench_dashboard [--per-day 1000000] [--days 7] [--source PATH] [--keep DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import duckdb
+
+from bench.common import report
+from pipeline.dashboard.charts import chart_kind
+from pipeline.dashboard.source import Filters, open_serving
+from pipeline.serving.panels import load_panels
+
+TARGET_SECONDS = 3.0
+# (id columns made unique per copy, time columns shifted by whole days) per table
+ID_COLUMNS = ("activity_id", "message_id", "chat_id", "alert_id")
+TIME_COLUMNS = ("created_at", "created_5min", "created_hour", "created_date", "message_created_at", "message_5min",
+                "message_hour", "message_date", "chat_created_at", "chat_updated_at", "first_event_at",
+                "last_event_at", "raised_at", "raised_hour", "raised_date")
+
+
+def source_file(directory: Path) -> Path:
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    os.environ.setdefault("COMPLIANCE_PARTITIONS_START", "2026-10-01T00:00:00Z")
+    from tests.transform.marts_build import build
+
+    return build(directory / "build").serving
+
+
+def scale(source: Path, target: Path, per_day: int, days: int) -> dict:
+    started = time.monotonic()
+    conn = duckdb.connect(str(target), config={"preserve_insertion_order": False})
+    conn.execute(f"ATTACH '{source}' AS src (READ_ONLY)")
+    rows_, span_days = conn.execute("SELECT count(*), greatest(1, (epoch(max(created_at)) - epoch(min(created_at))) "
+                                    "/ 86400) FROM src.main.activity_overview").fetchone()
+    copies_per_day = max(1, math.ceil(per_day / (rows_ / span_days)))
+    copies = copies_per_day * days
+    tables = conn.execute("SELECT schema_name, table_name FROM duckdb_tables() WHERE database_name = 'src' "
+                          "AND schema_name IN ('main', 'serving', 'restricted') ORDER BY 1, 2").fetchall()
+    rows = {}
+    for schema, table in tables:
+        described = conn.execute(f"DESCRIBE src.{schema}.{table}").fetchall()
+        columns, types = [r[0] for r in described], {r[0]: r[1] for r in described}
+        conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+        if schema != "main" or table == "alerts":  # publish info, message text, alerts: as they are
+            conn.execute(f"CREATE TABLE {schema}.{table} AS SELECT * FROM src.{schema}.{table}")
+            continue
+        replace = [f"{c} || '-' || i AS {c}" for c in columns if c in ID_COLUMNS]
+        replace += [f"CAST({c} - to_days(CAST(i % {days} AS INTEGER)) AS {types[c]}) AS {c}"
+                    for c in columns if c in TIME_COLUMNS]
+        conn.execute(f"CREATE TABLE {schema}.{table} AS SELECT * EXCLUDE (i) REPLACE ({', '.join(replace)}) "
+                     f"FROM src.{schema}.{table}, range({copies}) r(i)")
+        rows[table] = conn.execute(f"SELECT count(*) FROM {schema}.{table}").fetchone()[0]
+    conn.execute("UPDATE serving.published_tables SET published_at = now()")  # fresh: no stale banner
+    macro = conn.execute("SELECT parameters, macro_definition FROM duckdb_functions() WHERE database_name = 'src' "
+                         "AND function_name = 'search_messages'").fetchone()
+    if macro:
+        conn.execute(f"CREATE MACRO search_messages({', '.join(macro[0])}) AS TABLE {macro[1]}")
+    conn.execute("DETACH src")
+    conn.execute("CHECKPOINT")
+    conn.close()
+    return {"copies": copies, "rows": rows, "seconds": time.monotonic() - started,
+            "size_mb": target.stat().st_size / 1e6}
+
+
+def query_floor(path: Path, dashboard: str) -> float:
+    """Seconds to run the page's panel queries directly (what the page runs: a page of a table, else the rows)."""
+    started = time.monotonic()
+    with open_serving(path) as source:
+        source.apply_filters(Filters())
+        if dashboard == "alerts":
+            source.alerts()
+            return time.monotonic() - started
+        for name, panel in load_panels()[dashboard].items():
+            if name == "message_search":
+                continue
+            kind = chart_kind(source.describe(dashboard, name), panel.chart)
+            if kind == "table":
+                source.count(dashboard, name)
+                source.run(dashboard, name, limit=50)
+            else:
+                source.run(dashboard, name, limit=20_000)
+    return time.monotonic() - started
+
+
+def main() -> None:
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from pipeline.dashboard.app import dashboards
+    from pipeline.dashboard.process import DashboardProcess
+    from pipeline.demo.dagster_dev import free_port
+    from tests.support.browser import Browser
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--per-day", type=int, default=1_000_000)
+    parser.add_argument("--days", type=int, default=7)
+    parser.add_argument("--source", type=Path)
+    parser.add_argument("--keep", type=Path, help="keep the scaled file in this directory (and reuse it)")
+    args, _ = parser.parse_known_args(sys.argv[2:] if sys.argv[1:2] == ["dashboard"] else sys.argv[1:])
+    directory = Path(tempfile.mkdtemp(prefix="bench-dashboard-"))
+    try:
+        big = (args.keep or directory) / "marts_7d.duckdb"
+        figures: list[tuple[str, object]] = []
+        if args.keep and big.exists():
+            figures.append(("scaled file", f"reused {big}"))
+        else:
+            big.parent.mkdir(parents=True, exist_ok=True)
+            source = args.source or source_file(directory)
+            scaled = scale(source, big, args.per_day, args.days)
+            figures += [("scaled copies of the simulated day", scaled["copies"]),
+                        ("scaling time (s)", scaled["seconds"]), ("serving file size (MB)", scaled["size_mb"])]
+            figures += [(f"rows {t}", n) for t, n in sorted(scaled["rows"].items(), key=lambda x: -x[1])[:4]]
+        pages = [d["dashboard"] for d in dashboards()] + ["alerts"]
+        # warming off: "cold" is a first visit that runs every query; "warm" is what the app's warmer gives visitors
+        with DashboardProcess(port=free_port(), env={"COMPLIANCE_SERVING_PATH": str(big),
+                                                     "COMPLIANCE_DASHBOARD_WARM": "false"},
+                              log_path=directory / "streamlit.log") as app, Browser() as browser:
+            browser.open_page(f"{app.url}/home")  # the app's own start-up (imports) is not a page's cost
+            results = []
+            for page in pages:
+                cold = browser.open_page(f"{app.url}/{page}", timeout=180)
+                warm = browser.open_page(f"{app.url}/{page}", timeout=180)
+                floor = query_floor(big, page)
+                results.append((page, cold, warm, floor))
+        load = os.getloadavg()[0]
+        for page, cold, warm, floor in results:
+            figures.append((f"{page}: cold / warm / queries alone (s), ratio",
+                            f"{cold:.2f} / {warm:.2f} / {floor:.2f}, {cold / floor:.1f}x"))
+        worst = max(results, key=lambda r: r[1])
+        figures += [("pages under the 3 s target (cold)", f"{sum(r[1] < TARGET_SECONDS for r in results)}/{len(results)}"),
+                    ("slowest page (cold)", f"{worst[0]} {worst[1]:.2f} s"),
+                    ("median page (cold)", f"{sorted(r[1] for r in results)[len(results) // 2]:.2f} s"),
+                    ("load average during the run (1 min)", f"{load:.1f} on {os.cpu_count()} cores")]
+        report("dashboard", figures)
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
