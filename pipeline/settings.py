@@ -157,6 +157,15 @@ class PipelineSettings(BaseSettings):
     geoip_city_db: Annotated[Path, AfterValidator(_existing_file)] | None = _setting(
         "GEOIP_CITY_DB", "the path of an existing GeoLite2/GeoIP2 City .mmdb file")
     alert_webhook_url: HttpUrl | None = _setting("COMPLIANCE_ALERT_WEBHOOK_URL", "an http(s):// URL")
+    dashboard_host: str = _setting(
+        "COMPLIANCE_DASHBOARD_HOST", "an address to bind the dashboard app to (it has no login: keep loopback)",
+        "127.0.0.1", min_length=1)
+    dashboard_port: int = _setting("COMPLIANCE_DASHBOARD_PORT", "a port number from 1 to 65535", 8501, ge=1,
+                                   le=65535)
+    dashboard_warm: bool = _setting(
+        "COMPLIANCE_DASHBOARD_WARM", "true or false: compute every page's default view after each publish", True)
+    dagster_url: HttpUrl = _setting(
+        "COMPLIANCE_DAGSTER_URL", "the Dagster UI's http(s):// URL (alert links)", "http://127.0.0.1:3000")
     alert_webhook_timeout_seconds: float = _setting(
         "COMPLIANCE_ALERT_WEBHOOK_TIMEOUT_SECONDS", "a number of seconds > 0", 10.0, gt=0)
     alert_tick_deadline_seconds: float = _setting(

@@ -26,6 +26,7 @@ from pipeline.dashboard import charts
 from pipeline.dashboard.source import Filters, Source, open_serving, version
 from pipeline.dashboard.timerange import DEFAULT_RANGE, RANGE_KEYS, is_stale, resolve_range
 from pipeline.serving.panels import Panel, load_panels
+from pipeline.settings import load_settings
 
 PAGE_ROWS = 50            # rows per page of a table panel
 CHART_ROWS = 20_000       # a chart panel never draws more rows than this
@@ -43,7 +44,7 @@ def serving_path() -> str:
 
 
 def dagster_url() -> str:
-    return (os.environ.get("COMPLIANCE_DAGSTER_URL") or "http://127.0.0.1:3000").rstrip("/")
+    return load_settings().dagster_url.rstrip("/")
 
 
 def dashboards() -> list[dict]:
@@ -186,7 +187,7 @@ def render_panel(source: Source, file_version: tuple, filters: Filters, panel: P
         kind = charts.chart_kind(columns, panel.chart)
         try:
             draw(source, file_version, filters, panel, params, columns, frame, total, page, kind)
-        except Exception as exc:  # one panel that cannot be drawn must not take the page down
+        except Exception as exc:  # noqa: BLE001 - one panel that cannot be drawn must not take the page down
             st.error(f"{panel.dashboard}.{panel.name} could not be drawn: {type(exc).__name__}: {exc}")
 
 
@@ -357,7 +358,7 @@ PAGES: dict[str, st.Page] = {}
 
 def main() -> None:
     st.set_page_config(page_title="Compliance dashboards", layout="wide", page_icon="🛡️")
-    if (os.environ.get("COMPLIANCE_DASHBOARD_WARM") or "true").lower() not in ("0", "false", "no", "off"):
+    if load_settings().dashboard_warm:
         start_warmer(serving_path())
     for dashboard in dashboards():
         render = partial(dashboard_page, dashboard)

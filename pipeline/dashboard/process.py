@@ -11,19 +11,17 @@ from pathlib import Path
 
 import httpx
 
+from pipeline.settings import load_settings
+
 APP = Path(__file__).with_name("app.py")
 
 
 def host() -> str:
-    return os.environ.get("COMPLIANCE_DASHBOARD_HOST") or "127.0.0.1"
+    return load_settings().dashboard_host
 
 
 def port() -> int:
-    value = os.environ.get("COMPLIANCE_DASHBOARD_PORT") or "8501"
-    try:
-        return int(value)
-    except ValueError:
-        raise SystemExit(f"COMPLIANCE_DASHBOARD_PORT must be a port number, not {value!r}") from None
+    return load_settings().dashboard_port
 
 
 def dashboard_url(port_: int | None = None) -> str:

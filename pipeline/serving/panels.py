@@ -6,7 +6,8 @@
 
 A file holds blocks that start with `-- name: <panel>`, optionally followed by `-- <description>` lines and a
 `-- chart: <kind>` line (how the dashboard app draws it when its columns alone don't say: number, line, area, bar,
-geo, table), then one SQL statement. Queries name their mart unqualified: that runs as is in the serving file (marts in its default schema);
+geo, table), then one SQL statement. Queries name their mart unqualified: that runs as is in the serving file
+(marts in its default schema);
 `run_panel` sets the search path so the same text also runs in the working warehouse (schema `marts`).
 """
 
