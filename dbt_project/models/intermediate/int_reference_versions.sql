@@ -47,20 +47,20 @@ current_fingerprints as (
                     as varchar)) as fingerprint
     from activity_types
     union all
-    select 'embargoed_regions', country_iso,
+    select 'embargoed_regions' as reference, country_iso as reference_key,
            md5(string_agg(coalesce(subdivision_iso, '') || '@' || coalesce(cast(effective_from as varchar), ''), ','
-                          order by coalesce(subdivision_iso, ''), effective_from))
+                          order by coalesce(subdivision_iso, ''), effective_from)) as fingerprint
     from embargoed_regions
     group by country_iso
     union all
-    select 'ip_geolocation', ip_address,
+    select 'ip_geolocation' as reference, ip_address as reference_key,
            md5(cast(row(ip_is_private, geo_country_iso, geo_country_name, geo_subdivision_iso, geo_subdivision_name,
-                        geo_city, geo_latitude, geo_longitude) as varchar))
+                        geo_city, geo_latitude, geo_longitude) as varchar)) as fingerprint
     from ip_geolocation
     union all
-    select 'user_agents', user_agent,
+    select 'user_agents' as reference, user_agent as reference_key,
            md5(cast(row(ua_browser_family, ua_os_family, ua_device_family, ua_platform, ua_client_category,
-                        ua_client_name, ua_is_automated) as varchar))
+                        ua_client_name, ua_is_automated) as varchar)) as fingerprint
     from user_agents
 
 ),
