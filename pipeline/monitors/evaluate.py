@@ -299,9 +299,10 @@ def _peer_sql(rule: Rule) -> str:
                 SELECT * FROM pairs WHERE km >= {float(rule.min_distance_km)!r}
                                       AND km / hours > {float(rule.speed_kmh)!r}
             )
-            SELECT group_key, id, any_value(created_at) AS created_at, min(anchor_at) AS anchor_at FROM (
-                SELECT group_key, id, created_at, created_at AS anchor_at FROM fired
-                UNION ALL SELECT group_key, pid, pat, created_at FROM fired) GROUP BY group_key, id"""
+            -- an event in two pairs counts at both anchors (the incident's id list is deduplicated), so that any
+            -- evaluation range finds the same events for a pair
+            SELECT group_key, id, created_at, created_at AS anchor_at FROM fired
+            UNION ALL SELECT group_key, pid, pat, created_at FROM fired"""
     if rule.kind == "sequence":
         # step 1 (types + conditions) followed within max_gap_minutes by step 2 (follow_types), same actor
         first = _generic_rows(rule, _base_filter(rule, "$plo"))
@@ -311,9 +312,10 @@ def _peer_sql(rule: Rule) -> str:
             pairs AS (SELECT s1.group_key, s1.id AS id1, s1.created_at AS at1, s2.id AS id2, s2.created_at AS at2
                       FROM s1 JOIN s2 ON s1.group_key = s2.group_key AND s2.created_at > s1.created_at
                        AND s2.created_at <= s1.created_at + INTERVAL ({int(rule.max_gap_minutes)}) MINUTE)
-            SELECT group_key, id1 AS id, any_value(at1) AS created_at, min(at2) AS anchor_at FROM pairs GROUP BY ALL
+            -- the first step counts with each follow-up (at its time); ids are deduplicated per incident
+            SELECT group_key, id1 AS id, at1 AS created_at, at2 AS anchor_at FROM pairs
             UNION ALL
-            SELECT group_key, id2, any_value(at2), any_value(at2) FROM pairs GROUP BY group_key, id2"""
+            SELECT DISTINCT group_key, id2, at2, at2 FROM pairs"""
     raise AssertionError(rule.kind)
 
 
@@ -436,7 +438,7 @@ def evaluate(conn: duckdb.DuckDBPyConnection, config: MonitorsConfig, start: dat
             details = {"history_hours_below": results[name].rule.min_history_hours, "floor_only": True}
         results[name].incidents.append(Incident(
             monitor=name, group_key=group or None, first_window_end=_from_us(w0), last_window_end=_from_us(w1),
-            first_event_at=first, last_event_at=last, activity_ids=list(ids), peak_count=int(peak),
+            first_event_at=first, last_event_at=last, activity_ids=list(dict.fromkeys(ids)), peak_count=int(peak),
             threshold=float(threshold), details=details))
     conn.execute("; ".join(f"DROP TABLE IF EXISTS {t}" for t in (
         "mon_rules", "mon_events", "mon_windows", "mon_thresholds", "mon_embargo", "mon_embargo_ips")))
