@@ -230,8 +230,9 @@ def _group_sql(rule: Rule) -> str:
 
 
 def _generic_rows(rule: Rule, cheap: str, types: tuple[str, ...] | None = None, with_conditions: bool = True) -> str:
-    """group_key, id, created_at of the rows of a peer / custom rule: typed filters first, then (on the fetched rows
-    only) the field conditions and the automated-user-agent test."""
+    """group_key, id, created_at, ip_address of the rows of a peer / custom rule: the typed filters select row ids,
+    the rows are fetched by id and materialized, and only then are the field conditions and the user-agent test
+    applied (left in one query, the optimizer pushes the JSON conditions into the full scan: 10x slower)."""
     types = rule.types if types is None else types
     where = cheap
     if types:
@@ -241,10 +242,16 @@ def _generic_rows(rule: Rule, cheap: str, types: tuple[str, ...] | None = None, 
         extra += f" AND {conditions_sql(rule)}"
     if rule.automated_user_agent:
         extra += " AND a.user_agent IN (SELECT user_agent FROM enrichment.user_agents WHERE is_automated)"
+    columns = "a.id, a.created_at, a.ip_address, a.user_agent, a.raw"
     if rule.group_by == "actor":
-        return _identity_rows(where, extra=extra)
-    return (f"SELECT {_group_sql(rule)} AS group_key, a.id, a.created_at FROM raw.activities a "
-            f"WHERE a.rowid IN (SELECT a.rowid FROM raw.activities a WHERE {where}){extra}")
+        fetched = _identity_rows(where, columns=columns)
+    else:
+        fetched = (f"SELECT {_group_sql(rule)} AS group_key, {columns} FROM raw.activities a "
+                   f"WHERE a.rowid IN (SELECT a.rowid FROM raw.activities a WHERE {where})")
+    if not extra:
+        return f"SELECT group_key, id, created_at, ip_address FROM ({fetched})"
+    return (f"SELECT a.group_key, a.id, a.created_at, a.ip_address FROM "
+            f"(WITH f AS MATERIALIZED ({fetched}) SELECT * FROM f) a WHERE true{extra}")
 
 
 def _base_filter(rule: Rule, lo: str = "$lo", hi: str = "$hi") -> str:
@@ -275,7 +282,6 @@ def _peer_sql(rule: Rule) -> str:
         # consecutive events of one actor from public, geolocated IPs; the pair fires when it is at least
         # min_distance_km apart and the implied speed is above speed_kmh
         rows = _generic_rows(rule, _base_filter(rule, "$plo"))
-        rows = rows.replace("a.id, a.created_at", "a.id, a.created_at, a.ip_address")
         return f"""
             WITH ev AS (
                 SELECT e.group_key, e.id, e.created_at, g.latitude AS lat, g.longitude AS lon
