@@ -160,26 +160,27 @@ def _identity_rows(where: str, columns: str = "a.id, a.created_at", extra: str =
 # ---------------------------------------------------------------------------------------------------------------
 # peer and custom rules: field conditions, group by, and the kinds with their own shape
 
-def _literal(v: Any) -> str:
+def _sql_literal(v: Any) -> str:
     if isinstance(v, bool):
         return "'true'" if v else "'false'"
     return "'" + str(v).replace("'", "''") + "'"
 
 
-def _field_values(path: str) -> tuple[str, str | None]:
+def _field_values(path: str, raw: str = "a.raw") -> tuple[str, str | None]:
     """SQL of a field's text value, and of the list of values when a step of the path is a list of objects
     (`audience` may be one object or a list of them)."""
-    scalar = f"json_extract_string(a.raw, '$.{path}')"
+    scalar = f"json_extract_string({raw}, '$.{path}')"
     parts = path.split(".")
     if len(parts) == 1:
         return scalar, None
-    return scalar, f"json_extract_string(a.raw, '$.{parts[0]}[*].{'.'.join(parts[1:])}')"
+    return scalar, f"json_extract_string({raw}, '$.{parts[0]}[*].{'.'.join(parts[1:])}')"
 
 
-def condition_sql(c: Condition) -> str:
-    """One field condition as a SQL predicate over `a.raw` (config.CONDITION_OPS). Field paths and ops are
-    validated at load; values are quoted literals."""
-    scalar, listed = _field_values(c.field)
+def condition_sql(c: Condition, raw: str = "a.raw", literal=None) -> str:
+    """One field condition as a SQL predicate over the record's JSON `raw` (config.CONDITION_OPS). Field paths and
+    ops are validated at load; values are quoted literals (`literal` renders them, e.g. escaped for Jinja)."""
+    _literal = literal or _sql_literal
+    scalar, listed = _field_values(c.field, raw)
 
     def test(x: str) -> str:
         if c.op in ("eq", "in"):
@@ -209,11 +210,11 @@ def condition_sql(c: Condition) -> str:
     return out
 
 
-def conditions_sql(rule: Rule) -> str:
+def conditions_sql(rule: Rule, raw: str = "a.raw", literal=None) -> str:
     if not rule.conditions:
         return "true"
     joiner = " AND " if rule.match == "all" else " OR "
-    return "(" + joiner.join(condition_sql(c) for c in rule.conditions) + ")"
+    return "(" + joiner.join(condition_sql(c, raw, literal) for c in rule.conditions) + ")"
 
 
 def _group_sql(rule: Rule) -> str:

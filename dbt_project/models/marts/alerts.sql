@@ -1,6 +1,7 @@
 {{ config(tags=['partitioned']) }}
 
--- Alerts raised by the 9 monitors (one row per incident), for BI tools and the Activity Overview threat panel.
+-- Alerts raised by the monitors (one row per incident; the no-data monitor's too), with their lifecycle state
+-- (open / acknowledged / resolved, who, when, note), for BI tools and the Activity Overview threat panel.
 -- Rebuilt on every run: the monitors write monitors.alerts at any time, and it stays small. The monitors create
 -- that table (pipeline/monitors/alerts.py); until they first run it may not exist, and the mart is then empty.
 
@@ -10,13 +11,15 @@ with alerts as (
 
     {% if relation_exists('monitors', 'alerts') %}
     select alert_id, monitor, severity, group_key, first_event_at, last_event_at, event_count, threshold,
-           activity_ids, raised_at
+           activity_ids, raised_at, status, status_by, status_at, status_note, reopened_count
     from {{ alerts_source }}
     {% else %}
     select
         null::varchar as alert_id, null::varchar as monitor, null::varchar as severity, null::varchar as group_key,
         null::timestamptz as first_event_at, null::timestamptz as last_event_at, null::bigint as event_count,
-        null::double as threshold, null::varchar[] as activity_ids, null::timestamptz as raised_at
+        null::double as threshold, null::varchar[] as activity_ids, null::timestamptz as raised_at,
+        null::varchar as status, null::varchar as status_by, null::timestamptz as status_at,
+        null::varchar as status_note, null::integer as reopened_count
     where false
     {% endif %}
 
@@ -37,7 +40,12 @@ final as (
         len(coalesce(activity_ids, []::varchar[]))                  as activity_count,
         raised_at,
         cast(timezone('UTC', raised_at) as date)                    as raised_date,
-        date_trunc('hour', raised_at)                               as raised_hour
+        date_trunc('hour', raised_at)                               as raised_hour,
+        coalesce(status, 'open')                                    as status,
+        status_by,
+        status_at,
+        status_note,
+        coalesce(reopened_count, 0)                                 as reopened_count
     from alerts
     qualify row_number() over (partition by alert_id order by raised_at) = 1
 
