@@ -19,7 +19,7 @@
              then 'org_destructive_activity' end,
         case when {{ a }}.event_type in ('claude_chat_deleted', 'claude_project_deleted', 'claude_file_deleted', 'claude_project_file_deleted', 'claude_project_document_deleted')
              then 'resource_deletion_outlier' end,
-        case when {{ a }}.event_type not in ('sso_login_initiated', 'sso_login_failed', 'sso_login_succeeded', 'magic_link_login_initiated', 'magic_link_login_failed', 'magic_link_login_succeeded', 'phone_code_sent', 'phone_code_verified', 'sso_second_factor_magic_link', 'social_login_succeeded') and {{ a }}.actor_type in ('unauthenticated_user_actor')
+        case when coalesce({{ a }}.event_type not in ('sso_login_initiated', 'sso_login_failed', 'sso_login_succeeded', 'magic_link_login_initiated', 'magic_link_login_failed', 'magic_link_login_succeeded', 'phone_code_sent', 'phone_code_verified', 'sso_second_factor_magic_link', 'social_login_succeeded'), true) and {{ a }}.actor_type in ('unauthenticated_user_actor')
              then 'unauthenticated_activity' end,
         case when {{ a }}.event_type in ('role_assignment_granted') and (coalesce(regexp_matches(json_extract_string({{ a }}.raw, '$.role'), '(^|[:/.])(admin|owner|primary_owner|membership_admin)$'), false))
              then 'admin_role_granted' end,
