@@ -98,8 +98,9 @@ def alert_message(alert: Mapping[str, Any], config: MonitorsConfig | None = None
         description = ""
     severity = str(alert.get("severity") or "critical").capitalize()
     who = f" ({alert['group_key']})" if alert.get("group_key") else ""
+    again = f" ({alert['notify_reason']}, status {alert.get('status') or 'open'})" if alert.get("notify_reason") else ""
     text = (f"[{severity}] {monitor}{who}: {alert['event_count']} event(s) from {_ts(alert['first_event_at'])} "
-            f"to {_ts(alert['last_event_at'])}. Alert {alert['alert_id']}.")
+            f"to {_ts(alert['last_event_at'])}. Alert {alert['alert_id']}{again}.")
     ids = list(alert.get("activity_ids") or [])
     shown = ", ".join(f"`{_esc(i)}`" for i in ids[:5]) + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")
     fields = [("Monitor", f"`{_esc(monitor)}`"), ("Severity", severity),

@@ -177,3 +177,13 @@ def test_no_data_sensor_reads_the_ingest_runs_of_the_instance(tmp_path):
         assert no_data_tick(instance, str(path)) == "not firing"
         with open_warehouse(path) as conn:
             assert read_alerts(conn, "monitor = 'no_data'") == []
+
+
+def test_a_reposted_alert_says_why():
+    from pipeline.monitors.delivery import alert_message
+
+    alert = {"alert_id": "alert_x", "monitor": "ip_restriction_deleted", "severity": "critical", "group_key": None,
+             "event_count": 2, "first_event_at": DAY, "last_event_at": DAY, "threshold": 0.0, "activity_ids": ["a"],
+             "status": "open", "notify_reason": "reopened"}
+    assert "(reopened, status open)" in alert_message(alert, load_config(env={}))["text"]
+    assert "reopened" not in alert_message(alert | {"notify_reason": None}, load_config(env={}))["text"]
