@@ -52,3 +52,14 @@ def test_marts_flag_exactly_the_events_the_monitors_match(built, tmp_path):
     matched = {name: res.matching_events for name, res in results.items() if res.matching_events}
     assert {k: v for k, v in flagged.items() if k in rules} == matched
     assert len(matched) >= 10   # most rules have planted events in the day
+
+
+def test_the_serving_file_shows_the_alert_lifecycle(built):
+    conn = duckdb.connect(str(built.serving), read_only=True)
+    try:
+        rows = conn.execute("SELECT status, count(*) FROM alerts GROUP BY 1").fetchall()
+        columns = {r[0] for r in conn.execute("DESCRIBE alerts").fetchall()}
+    finally:
+        conn.close()
+    assert {"status", "status_by", "status_at", "status_note", "reopened_count"} <= columns
+    assert rows and {s for s, _ in rows} <= {"open", "acknowledged", "resolved"}
