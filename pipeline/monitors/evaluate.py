@@ -388,6 +388,10 @@ def evaluate(conn: duckdb.DuckDBPyConnection, config: MonitorsConfig, start: dat
                 SELECT $monitor, m.group_key, m.id, m.created_at, epoch_us(m.created_at) // $step
                 FROM ({_match_sql(rule)}) m
             """, {"monitor": rule.name, "step": step, "lo": lo, "hi": hi})
+        elif rule.kind == "first_seen" and not conn.execute(
+                f"SELECT count(*) FROM ({_generic_rows(rule, _base_filter(rule))})", {"lo": lo, "hi": hi}
+                ).fetchone()[0]:
+            pass  # no candidate in the window: the history is not read (cost follows the new data)
         else:
             conn.execute(f"""
                 INSERT INTO mon_events
