@@ -14,13 +14,7 @@ from pipeline.defs.monitors.sensors import INGEST_JOB, no_data_tick, recent_inge
 from pipeline.defs.resources import WarehouseResource
 from pipeline.monitors import load_config, nodata, run_monitors
 from pipeline.monitors.__main__ import main as cli
-from pipeline.monitors.alerts import (
-    AlertStateError,
-    alert_history,
-    mark_delivered,
-    read_alerts,
-    set_status,
-)
+from pipeline.monitors.alerts import AlertStateError, alert_history, mark_delivered, read_alerts, set_status
 from pipeline.monitors.config import NoDataSettings
 from pipeline.warehouse.connection import open_warehouse
 from tests.monitors.rows import activity, at, load, user

@@ -14,12 +14,8 @@ import dagster as dg
 from pipeline.defs.resources import WarehouseResource
 from pipeline.monitors import nodata
 from pipeline.monitors.config import load_config
-from pipeline.monitors.delivery import (
-    DeliverySettings,
-    deliver_alerts_tick,
-    post_or_queue,
-    run_failure_message,
-)
+from pipeline.monitors.delivery import (DeliverySettings, deliver_alerts_tick, post_or_queue,
+                                        run_failure_message)
 from pipeline.warehouse.connection import WarehouseLockedError, open_warehouse
 
 INGEST_JOB = "ingest_activities"
