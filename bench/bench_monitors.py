@@ -24,6 +24,7 @@ from pathlib import Path
 from bench.common import peak_rss_mb, report
 from pipeline.config import Settings
 from pipeline.monitors import MONITOR_NAMES, load_config, run_monitors
+from pipeline.monitors.config import SEED_MONITOR_NAMES
 from pipeline.warehouse.connection import open_warehouse
 from pipeline.warehouse.schema import ensure_schema
 
@@ -196,6 +197,7 @@ def main(argv: list[str] | None = None) -> None:
             load_before = os.getloadavg()[0]
             all_s, reports = timed(lambda: run_monitors(conn, config, START, end, run_id="bench"), "all")
             again_s, _ = timed(lambda: run_monitors(conn, config, START, end, run_id="bench-rerun"), "again")
+            seed_s, _ = timed(lambda: run_monitors(conn, config, START, end, monitors=list(SEED_MONITOR_NAMES)))
             alerts = {n: len(r.alerts) for n, r in reports.items()}
             per_monitor = {}
             for name in MONITOR_NAMES:
@@ -207,17 +209,19 @@ def main(argv: list[str] | None = None) -> None:
     rows_out = [("activities", rows), ("warehouse file (MB)", size_mb), ("build seconds", build_s),
                 ("memory_limit", memory_limit),
                 ("load average before (2 cores)", round(load_before, 2)),
-                ("ALL 9 MONITORS, 30 days, seconds", f"{all_s:.2f}"),
+                (f"ALL {len(config.enabled_rules)} ENABLED MONITORS, 30 days, seconds", f"{all_s:.2f}"),
                 ("  CPU seconds (all threads)", f"{CPU['all']:.2f}"),
                 ("activities per second", rows / all_s),
                 ("same again (alerts exist, nothing written), seconds", f"{again_s:.2f}"),
-                ("  CPU seconds", f"{CPU['again']:.2f}")]
+                ("  CPU seconds", f"{CPU['again']:.2f}"),
+                ("the 9 seed monitors alone (alerts exist), seconds", f"{seed_s:.2f}"),
+                ("all enabled / 9 seed (same run, alerts exist)", f"{again_s / seed_s:.2f}")]
     rows_out += [(f"  {n} alone, seconds", f"{s:.2f}") for n, s in per_monitor.items()]
     rows_out += [("one day (ranged run check), seconds", f"{day_s:.2f}"),
                  ("one 5-minute partition check, seconds", f"{part_s:.2f}"),
                  ("alerts raised (all monitors)", sum(alerts.values())),
                  ("alerts by monitor", ", ".join(f"{k}={v}" for k, v in alerts.items())),
-                 ("peak RSS MB", peak_rss_mb()), ("target: all 9 under 10 s", "met" if all_s < 10 else "MISSED")]
+                 ("peak RSS MB", peak_rss_mb()), ("target: all monitors under 10 s", "met" if all_s < 10 else "MISSED")]
     report("bench_monitors", rows_out)
 
 

@@ -70,6 +70,8 @@ def _add_data_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--malformed-rate", type=float,
                    default=float(_env("MALFORMED_RATE")) if _env("MALFORMED_RATE") else None,
                    help="share of deliberately malformed records (default 0, or `malformed=` of --faults)")
+    p.add_argument("--incidents", choices=["all", "seed", "none"], default=_env("INCIDENTS", "all"),
+                   help="planted monitor incidents and near misses: all (default), seed (monitors.md's 9 only), none")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -127,7 +129,8 @@ def build_config(args, *, live: bool = True):
     faults = parse_faults(getattr(args, "faults", "") or "")
     malformed = args.malformed_rate if args.malformed_rate is not None else faults.get("malformed", 0.0)
     kw = dict(seed=args.seed, start=start, end=end, activities_per_day=args.volume,
-              chats_per_day=args.chats_per_day, late_share=args.late_share, malformed_rate=malformed)
+              chats_per_day=args.chats_per_day, late_share=args.late_share, malformed_rate=malformed,
+              incidents=args.incidents != "none", peer_incidents=args.incidents == "all")
     if live:
         kw.update(faults=faults, fault_seed=args.fault_seed, rate_limit=args.rate_limit,
                   emit_access_events=args.emit_access_events, live_hours_back=args.live_hours)

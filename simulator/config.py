@@ -115,6 +115,7 @@ class SimConfig:
     live_hours_back: float = 24.0
     cache_hours: int = 48                  # hour buckets kept in the LRU (>= 48; ~36 MB per hour at 1M/day)
     incidents: bool = True                 # plant monitor incidents / near misses
+    peer_incidents: bool = True            # ... including those of the peers' rules (needs incidents)
 
     def __post_init__(self) -> None:
         if isinstance(self.faults, str):

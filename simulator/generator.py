@@ -60,7 +60,13 @@ M8_TYPES = ("claude_chat_deleted", "claude_project_deleted", "claude_file_delete
 SIGNIN_FLOW = frozenset({"sso_login_initiated", "sso_login_failed", "sso_login_succeeded", "magic_link_login_initiated",
                          "magic_link_login_failed", "magic_link_login_succeeded", "phone_code_sent",
                          "phone_code_verified", "sso_second_factor_magic_link", "social_login_succeeded"})
-PLANTED_ONLY = frozenset(M1_TYPES + M3_TYPES + M7_TYPES + ("anonymous_mobile_login_attempted",))
+# Types of the peers' rules that fire on a single event (pipeline/monitors/config.py PEER_RULES): planted only, so
+# that background traffic never fires them.
+PEER_PLANTED_ONLY = ("role_assignment_granted", "primary_owner_transferred", "org_sso_toggled",
+                     "org_sso_connection_deactivated", "org_sso_connection_deleted",
+                     "org_magic_link_second_factor_toggled", "admin_api_key_deleted", "service_key_created",
+                     "service_key_revoked", "mcp_server_created", "org_data_export_started")
+PLANTED_ONLY = frozenset(M1_TYPES + M3_TYPES + M7_TYPES + PEER_PLANTED_ONLY + ("anonymous_mobile_login_attempted",))
 CAPPED_AUTH = frozenset(M5_TYPES)
 CAPPED_DELETE = frozenset(M8_TYPES)
 # Covered every day by planted incidents / near misses, so the coverage pass leaves them alone (keeps caps exact).
@@ -1027,6 +1033,10 @@ def _overrides(t: str, ctx: _Ctx) -> dict | None:
         # Benign only: never false (monitor 2); at least one of the two present.
         a, b = (True, OMIT) if r.random() < 0.5 else ((OMIT, True) if r.random() < 0.5 else (True, True))
         return {"compliance_api_enabled": a, "compliance_api_logging_enabled": b}
+    if t in ("claude_artifact_sharing_updated", "claude_project_sharing_updated"):
+        # Background shares stay inside the organization (public shares are planted: resource_shared_publicly).
+        kinds = ["organization", "users"] if t == "claude_artifact_sharing_updated" else ["organization"]
+        return {"audience": {"type": r.choice(kinds)}}
     if t == "claude_user_role_updated":
         u = ctx.user()
         roles = ["user", "developer", "admin", "claude_code_user", "billing", "membership_admin", "owner"]
@@ -1075,6 +1085,7 @@ class Planner:
         self.r = rng_for("plan", self.cfg.seed, day)
         self.incidents: list[Incident] = []
         self.planted: dict[int, list[ActivityRecord]] = {}
+        self._planted_ids: set[str] = set()
         self.date_tag = from_us(self.day_us).strftime("%Y%m%d")
 
     # ---- record factory ---------------------------------------------------------------------------------------
@@ -1111,6 +1122,9 @@ class Planner:
                        sorted(history) if self.history_matters(monitor, history) else [])
         self.incidents.append(inc)
         for x in every:
+            if x.id in self._planted_ids:   # one record declared for several monitors is planted once
+                continue
+            self._planted_ids.add(x.id)
             self.planted.setdefault(x.created_us // HOUR_US, []).append(x)
 
     @staticmethod
@@ -1169,6 +1183,8 @@ class Planner:
         self.m7()
         self.m8()
         self.m9()
+        if self.cfg.peer_incidents:
+            self.peers()
         coverage = self.coverage()
         for lst in self.planted.values():
             lst.sort()
@@ -1188,11 +1204,14 @@ class Planner:
         self.add(name, True, "platform_key", None, [self.rec(self.at(13, 40), "platform_api_key_created", ak, {
             "api_key_id": "apikey_01" + b58id(r)}, org=self.world.console_org)])
         # benign variants: key updated / deleted, ordinary API key created
-        self.add(name, False, "benign", None, [
+        benign = [
             self.rec(self.at(7, 25), "admin_api_key_updated", a, {
                 "admin_api_key_id": "apikey_01" + b58id(r), "updates": [{"field": "name", "previous_value": "ops",
                                                                         "new_value": "ops-2"}]}),
-            self.rec(self.at(7, 27), "admin_api_key_deleted", a, {"admin_api_key_id": "apikey_01" + b58id(r)})])
+            self.rec(self.at(7, 27), "admin_api_key_deleted", a, {"admin_api_key_id": "apikey_01" + b58id(r)})]
+        self.add(name, False, "benign", None, benign)
+        if self.cfg.peer_incidents:   # a deleted admin key is what the peers' access_key_changed rule reports
+            self.add("access_key_changed", True, "admin_key_deleted", None, benign[1:])
         self.add(name, False, "benign", None, [
             self.rec(self.at(19, 5), "api_key_created", a, {"api_key_id": "apikey_01" + b58id(r),
                                                              "scopes": ["messages:write"]}),
@@ -1490,6 +1509,137 @@ class Planner:
         self.add(name, False, "benign_signin_failure", None, [
             self.rec(self.at(19, 45), "magic_link_login_initiated", self.unauth(ip3, ua3, e)),
             self.rec(self.at(19, 46), "magic_link_login_failed", self.unauth(ip3, ua3, e))])
+
+    # peers' rules (pipeline/monitors/config.py PEER_RULES) ------------------------------------------------------
+    def peer_user(self, tag: str, ua: str | None = None) -> dict:
+        a = self.fresh_user(tag)
+        if ua:
+            a["user_agent"] = ua
+        return a
+
+    def peers(self) -> None:
+        """An incident and a near miss for every peer rule, each by fresh actors (so that no two rules share an
+        actor by chance); a record that two rules report is declared for both."""
+        r = self.r
+        one = self.add
+        # admin_role_granted
+        a = self.peer_user("p1a")
+        one("admin_role_granted", True, "admin_granted", None, [self.rec(self.at(5, 20), "role_assignment_granted", a, {
+            "role": "admin", "target_id": "user_01" + b58id(r), "target_type": "user", "resource_type": "organization",
+            "resource_id": self.world.main_org.uuid})])
+        one("admin_role_granted", False, "user_role_granted", None, [self.rec(
+            self.at(10, 20), "role_assignment_granted", a, {"role": "user", "target_id": "user_01" + b58id(r),
+                                                            "target_type": "user", "resource_type": "organization",
+                                                            "resource_id": self.world.main_org.uuid})])
+        # primary_owner_transferred
+        a = self.peer_user("p2a")
+        one("primary_owner_transferred", True, "transferred", None, [self.rec(
+            self.at(12, 25), "primary_owner_transferred", a, {"previous_owner_id": "user_01" + b58id(r),
+                                                              "new_owner_id": "user_01" + b58id(r)})])
+        one("primary_owner_transferred", False, "owner_role_updated", None, [self.rec(
+            self.at(18, 25), "claude_user_role_updated", a, {"user_id": "user_01" + b58id(r),
+                                                             "user_email": self.fresh_email("p2b"),
+                                                             "previous_role": "user", "current_role": "developer"})])
+        # sso_disabled / sso_connection_removed / magic_link_second_factor_disabled
+        a = self.peer_user("p3a")
+        one("sso_disabled", True, "sso_off", None, [self.rec(self.at(6, 50), "org_sso_toggled", a, {"enabled": False})])
+        one("sso_disabled", False, "sso_on", None, [self.rec(self.at(14, 10), "org_sso_toggled", a, {"enabled": True})])
+        conn_id = "conn_01" + b58id(r)
+        one("sso_connection_removed", True, "deactivated_and_deleted", None, [
+            self.rec(self.at(8, 25), "org_sso_connection_deactivated", a, {"connection_id": conn_id}),
+            self.rec(self.at(8, 27), "org_sso_connection_deleted", a, {"connection_id": conn_id})])
+        one("sso_connection_removed", False, "activated", None, [self.rec(
+            self.at(20, 35), "org_sso_connection_activated", a, {"connection_id": "conn_01" + b58id(r)})])
+        one("magic_link_second_factor_disabled", True, "second_factor_off", None, [self.rec(
+            self.at(9, 10), "org_magic_link_second_factor_toggled", a, {"enabled": False})])
+        one("magic_link_second_factor_disabled", False, "second_factor_on", None, [self.rec(
+            self.at(17, 10), "org_magic_link_second_factor_toggled", a, {"enabled": True})])
+        # resource_shared_publicly: an object audience and a list of audiences
+        a = self.peer_user("p6a")
+        art = {"claude_artifact_id": "claude_artifact_01" + b58id(r),
+               "claude_artifact_version_id": "claude_artifact_version_01" + b58id(r)}
+        one("resource_shared_publicly", True, "artifact_anyone_with_link", None, [self.rec(
+            self.at(10, 50), "claude_artifact_sharing_updated", a,
+            art | {"audience": {"type": "anyone_with_link"}, "previous_mode": "organization",
+                   "new_mode": "anyone_with_link"})])
+        one("resource_shared_publicly", True, "project_public", None, [self.rec(
+            self.at(15, 50), "claude_project_sharing_updated", a, {
+                "claude_project_id": "claude_proj_01" + b58id(r),
+                "audience": [{"type": "organization"}, {"type": "public"}]})])
+        one("resource_shared_publicly", False, "artifact_organization", None, [self.rec(
+            self.at(21, 40), "claude_artifact_sharing_updated", a, art | {"audience": {"type": "organization"}})])
+        # access_key_changed (also: the admin key deletion of monitor 1's near miss)
+        a = self.peer_user("p7a")
+        one("access_key_changed", True, "service_key_created_and_revoked", None, [
+            self.rec(self.at(1, 40), "service_key_created", a, {"service_key_id": "service_key_01" + b58id(r)}),
+            self.rec(self.at(1, 43), "service_key_revoked", a, {"service_key_id": "service_key_01" + b58id(r)})])
+        one("access_key_changed", False, "scoped_key_deleted", None, [self.rec(
+            self.at(22, 50), "scoped_api_key_deleted", a, {"scoped_api_key_id": "apikey_01" + b58id(r)})])
+        # mcp_server_created
+        one("mcp_server_created", True, "created", None, [self.rec(
+            self.at(3, 35), "mcp_server_created", a, {"mcp_server_id": "mcpsrv_01" + b58id(r),
+                                                      "mcp_server_name": "crm-connector"})])
+        one("mcp_server_created", False, "updated", None, [self.rec(
+            self.at(16, 35), "mcp_server_updated", a, {"mcp_server_id": "mcpsrv_01" + b58id(r)})])
+        # first_data_export: the actor's first export fires, the second the same day does not
+        a = self.peer_user("p9a")
+        one("first_data_export", True, "first_export", a["email_address"], [self.rec(
+            self.at(4, 5), "org_data_export_started", a, {"export_type": "full"})])
+        one("first_data_export", False, "second_export", a["email_address"], [self.rec(
+            self.at(19, 55), "org_data_export_started", a, {"export_type": "full"})])
+        # impossible_travel (disabled by default): US then Singapore 30 minutes later; Germany then the US 12 h later
+        a = self.peer_user("p10a")
+        one("impossible_travel", True, "us_then_singapore", a["email_address"], [
+            self.rec(self.at(7, 40), "sso_login_succeeded", a | {"ip_address": self.clean_ip("US")},
+                     {"auth_method": "sso"}),
+            self.rec(self.at(8, 10), "sso_login_succeeded", a | {"ip_address": self.clean_ip("SG")},
+                     {"auth_method": "sso"})])
+        a = self.peer_user("p10b")
+        one("impossible_travel", False, "plausible_flight", a["email_address"], [
+            self.rec(self.at(7, 45), "sso_login_succeeded", a | {"ip_address": self.clean_ip("DE")},
+                     {"auth_method": "sso"}),
+            self.rec(self.at(19, 45), "sso_login_succeeded", a | {"ip_address": self.clean_ip("US")},
+                     {"auth_method": "sso"})])
+        # automated_privileged_action: SSO settings changed by a script; the same by a browser, and a script's chat
+        a = self.peer_user("p11a", "python-requests/2.32.3")
+        one("automated_privileged_action", True, "script_changes_sso", a["email_address"], [self.rec(
+            self.at(11, 35), "org_sso_toggled", a, {"enabled": True})])
+        b = self.peer_user("p11b")
+        one("automated_privileged_action", False, "browser_changes_sso", b["email_address"], [self.rec(
+            self.at(13, 35), "org_sso_toggled", b, {"enabled": True})])
+        one("automated_privileged_action", False, "script_creates_chat", a["email_address"], [self.rec(
+            self.at(13, 37), "claude_chat_created", a, {"claude_chat_id": "claude_chat_01" + b58id(r)})])
+        # excessive_chat_deletions: 31 / 29 in a day, at most 3 an hour (under the deletion-outlier floor of 5)
+        for tag, n, fire, variant in (("p12a", 31, True, "31_in_a_day"), ("p12b", 29, False, "29_in_a_day")):
+            a = self.peer_user(tag)
+            times = [self.at(1 + k // 3, 5 + (k % 3) * 15 + (2 if fire else 7)) for k in range(n)]
+            one("excessive_chat_deletions", fire, variant, a["email_address"],
+                self._deletions(a, times, ["claude_chat_deleted"] * n))
+        # excessive_chat_access_failures: 55 in 6 minutes / 49 in 4 minutes
+        for tag, n, hh, mm, span, fire, variant in (("p13a", 55, 14, 31, 360, True, "55_in_6_minutes"),
+                                                    ("p13b", 49, 20, 11, 220, False, "49_in_4_minutes")):
+            a = self.peer_user(tag)
+            one("excessive_chat_access_failures", fire, variant, a["email_address"], [
+                self.rec(tt, "claude_chat_access_failed", a, {"claude_chat_id": "claude_chat_01" + b58id(r)})
+                for tt in self.spread(self.at(hh, mm, 0), n, span)])
+        # logging_disabled_then_privileged_change: 30 minutes later (fires; the disable is also monitor 2's and the
+        # MCP server the peers' mcp_server_created), 70 minutes later (only monitor 2 fires)
+        seq = "logging_disabled_then_privileged_change"
+        a = self.peer_user("p14a")
+        off = self.rec(self.at(5, 50), "org_compliance_api_settings_updated", a, {
+            "compliance_api_enabled": True, "compliance_api_logging_enabled": False})
+        mcp = self.rec(self.at(6, 20), "mcp_server_created", a, {"mcp_server_id": "mcpsrv_01" + b58id(r),
+                                                                 "mcp_server_name": "exfil-bridge"})
+        one(seq, True, "mcp_server_30_minutes_later", a["email_address"], [off, mcp])
+        one(MONITORS[1], True, "logging_disabled_before_privileged_change", None, [off])
+        one("mcp_server_created", True, "after_logging_disabled", None, [mcp])
+        b = self.peer_user("p14b")
+        off = self.rec(self.at(21, 0), "org_compliance_api_settings_updated", b, {"compliance_api_enabled": False})
+        late = self.rec(self.at(22, 10), "role_assignment_granted", b, {
+            "role": "user", "target_id": "user_01" + b58id(r), "target_type": "user",
+            "resource_type": "organization", "resource_id": self.world.main_org.uuid})
+        one(seq, False, "role_change_70_minutes_later", b["email_address"], [off, late])
+        one(MONITORS[1], True, "api_disabled_without_follow_up", None, [off])
 
     # coverage ---------------------------------------------------------------------------------------------------
     def coverage(self) -> dict[int, list[tuple]]:

@@ -48,34 +48,4 @@
 {%- endmacro %}
 
 
-{#- The per-event conditions of the 9 monitors (product/monitors.md, default type lists), without their thresholds and
-    windows: which rules an event can feed. The alerts themselves (thresholds met) are in marts.alerts. -#}
-{% macro monitor_rules(a) -%}
-    list_filter([
-        case when {{ a }}.event_type in ('admin_api_key_created', 'platform_api_key_created')
-             then 'admin_or_platform_api_key_created' end,
-        case when {{ a }}.event_type = 'org_compliance_api_settings_updated'
-                  and (try_cast({{ a }}.raw ->> '$.compliance_api_logging_enabled' as boolean) = false
-                       or try_cast({{ a }}.raw ->> '$.compliance_api_enabled' as boolean) = false)
-             then 'compliance_logging_disabled' end,
-        case when {{ a }}.event_type = 'org_ip_restriction_deleted' then 'ip_restriction_deleted' end,
-        case when {{ a }}.is_embargoed then 'embargoed_location' end,
-        case when {{ a }}.event_type in ('sso_login_failed', 'magic_link_login_failed', 'step_up_authentication_failed')
-             then 'excessive_failed_auth' end,
-        case when {{ a }}.event_type = 'compliance_api_accessed'
-                  and try_cast({{ a }}.raw ->> '$.status_code' as integer) in (401, 403)
-             then 'excessive_unauthorized_compliance_api' end,
-        case when {{ a }}.event_type in ('org_deletion_requested', 'org_bulk_delete_initiated', 'org_deleted_via_bulk',
-                                         'org_user_deleted', 'org_taint_added')
-             then 'org_destructive_activity' end,
-        case when {{ a }}.event_type in ('claude_chat_deleted', 'claude_project_deleted', 'claude_file_deleted',
-                                         'claude_project_file_deleted', 'claude_project_document_deleted')
-             then 'resource_deletion_outlier' end,
-        case when {{ a }}.actor_type = 'unauthenticated_user_actor'
-                  and {{ a }}.event_type not in ('sso_login_initiated', 'sso_login_failed', 'sso_login_succeeded',
-                        'magic_link_login_initiated', 'magic_link_login_failed', 'magic_link_login_succeeded',
-                        'phone_code_sent', 'phone_code_verified', 'sso_second_factor_magic_link',
-                        'social_login_succeeded')
-             then 'unauthenticated_activity' end
-    ], lambda rule: rule is not null)
-{%- endmacro %}
+{#- monitor_rules(a): generated from the monitors' configuration, see macros/monitor_rules.sql. -#}

@@ -21,10 +21,18 @@ SELECT count(DISTINCT artifact_id) AS active_artifacts,
 FROM artifacts_marketplace_projects;
 
 -- name: publishing_and_sharing_changes
+-- Public shares first (audience anyone_with_link / public), then the other sharing changes.
 SELECT created_at, event_type, resource_group, resource_id, title, audience, sharing_mode, is_public,
        actor_identity, ip_address
 FROM artifacts_marketplace_projects
 WHERE is_publishing_or_sharing_change
+ORDER BY is_public IS TRUE DESC, created_at DESC;
+
+-- name: public_shares
+-- Artifacts and projects opened to anyone with the link / the public (also the monitor resource_shared_publicly).
+SELECT created_at, event_type, resource_group, resource_id, audience, sharing_mode, actor_identity, ip_address
+FROM artifacts_marketplace_projects
+WHERE is_public
 ORDER BY created_at DESC;
 
 -- name: artifact_detail

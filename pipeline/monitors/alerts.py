@@ -6,6 +6,12 @@ runs), keeping its id, `raised_at` and `delivered_at`. An incident that touches 
 `alert_id` derived from monitor + group + first activity id. Re-evaluating the same data finds every incident inside
 an existing alert and writes nothing, so re-running partitions leaves the table unchanged. When new data joins two
 stored alerts, the earlier one takes the events and the later one stays as it is (it may have been delivered).
+
+Lifecycle: every alert is `open`, `acknowledged` or `resolved`, with who, when and a note (`set_status`, from
+`python -m pipeline.monitors ack|resolve|reopen` or the Dagster job `alert_lifecycle`); every change is also a row of
+`monitors.alert_history`. The table is the monitors' own (dbt never rebuilds it), so the state survives re-runs and
+full refreshes. New events merged into a resolved alert reopen it; an alert is posted again (delivered_at cleared,
+`notify_reason` set) when it reopens or has grown by `renotify_growth` events since it was last posted.
 """
 
 from __future__ import annotations
@@ -42,11 +48,33 @@ CREATE TABLE IF NOT EXISTS monitors.alerts (
     updated_at        TIMESTAMPTZ,           -- last time late events were merged in
     run_id            VARCHAR                -- the Dagster run that raised it
 );
+ALTER TABLE monitors.alerts ADD COLUMN IF NOT EXISTS status VARCHAR DEFAULT 'open';  -- open|acknowledged|resolved
+ALTER TABLE monitors.alerts ADD COLUMN IF NOT EXISTS status_by VARCHAR;         -- who set the status ('system')
+ALTER TABLE monitors.alerts ADD COLUMN IF NOT EXISTS status_at TIMESTAMPTZ;
+ALTER TABLE monitors.alerts ADD COLUMN IF NOT EXISTS status_note VARCHAR;
+ALTER TABLE monitors.alerts ADD COLUMN IF NOT EXISTS reopened_count INTEGER DEFAULT 0;
+ALTER TABLE monitors.alerts ADD COLUMN IF NOT EXISTS notified_event_count BIGINT;  -- event_count when last posted
+ALTER TABLE monitors.alerts ADD COLUMN IF NOT EXISTS notify_reason VARCHAR;      -- why it is pending again
+CREATE TABLE IF NOT EXISTS monitors.alert_history (
+    alert_id     VARCHAR NOT NULL,
+    changed_at   TIMESTAMPTZ NOT NULL,
+    action       VARCHAR NOT NULL,   -- acknowledge | resolve | reopen | reopened (new events) | renotify
+    actor        VARCHAR NOT NULL,   -- a person, or 'system'
+    from_status  VARCHAR,
+    to_status    VARCHAR,
+    note         VARCHAR
+);
 """
+
+STATUSES = ("open", "acknowledged", "resolved")
+# action -> (statuses it applies to, resulting status)
+ACTIONS = {"acknowledge": (("open",), "acknowledged"), "resolve": (("open", "acknowledged"), "resolved"),
+           "reopen": (("resolved", "acknowledged"), "open")}
 
 COLUMNS = ("alert_id", "monitor", "severity", "group_key", "first_event_at", "last_event_at", "event_count",
            "threshold", "activity_ids", "raised_at", "delivered_at", "first_window_end", "last_window_end",
-           "peak_count", "details", "updated_at", "run_id")
+           "peak_count", "details", "updated_at", "run_id", "status", "status_by", "status_at", "status_note",
+           "reopened_count", "notified_event_count", "notify_reason")
 
 
 def ensure_alerts_table(conn: duckdb.DuckDBPyConnection) -> None:
@@ -88,7 +116,7 @@ def _ordered(conn: duckdb.DuckDBPyConnection, ids: list[str], first_at: datetime
 
 
 def record_incidents(conn: duckdb.DuckDBPyConnection, results: dict[str, MonitorResult], *, severity: str,
-                     now: datetime, run_id: str | None) -> list[AlertChange]:
+                     now: datetime, run_id: str | None, renotify_growth: int = 0) -> list[AlertChange]:
     """Merge the evaluation's incidents into monitors.alerts in one transaction; report each incident's alert.
 
     Set-based: the stored alerts the incidents can touch are read in one query, merged in Python, and the changed
@@ -109,6 +137,7 @@ def record_incidents(conn: duckdb.DuckDBPyConnection, results: dict[str, Monitor
         stored.setdefault((row["monitor"], row["group_key"]), []).append(row)
 
     changes: list[AlertChange] = []
+    history: list[tuple] = []
     written: dict[str, dict[str, Any]] = {}   # rows to (re)insert
     created: set[str] = set()                 # new alerts of this call
     replaced: set[str] = set()                # stored alerts that grew
@@ -123,7 +152,8 @@ def record_incidents(conn: duckdb.DuckDBPyConnection, results: dict[str, Monitor
                    "activity_ids": list(inc.activity_ids), "raised_at": now, "delivered_at": None,
                    "first_window_end": inc.first_window_end, "last_window_end": inc.last_window_end,
                    "peak_count": inc.peak_count, "details": json.dumps(inc.details) if inc.details else None,
-                   "updated_at": None, "run_id": run_id}
+                   "updated_at": None, "run_id": run_id, "status": "open", "status_by": None, "status_at": None,
+                   "status_note": None, "reopened_count": 0, "notified_event_count": None, "notify_reason": None}
             rows.append(row)
             written[row["alert_id"]] = row
             created.add(row["alert_id"])
@@ -151,6 +181,7 @@ def record_incidents(conn: duckdb.DuckDBPyConnection, results: dict[str, Monitor
         if target["alert_id"] not in created:
             target["updated_at"] = now
             replaced.add(target["alert_id"])
+            history.extend(_after_growth(target, len(new_ids), now, renotify_growth))
         written[target["alert_id"]] = target
         changes.append(AlertChange(target["alert_id"], inc.monitor, inc.group_key,
                                    "new" if target["alert_id"] in created else "updated",
@@ -163,6 +194,8 @@ def record_incidents(conn: duckdb.DuckDBPyConnection, results: dict[str, Monitor
                 conn.execute("DELETE FROM monitors.alerts WHERE alert_id IN (SELECT unnest($ids))",
                              {"ids": sorted(replaced)})
             _insert(conn, list(written.values()))
+            if history:
+                conn.executemany("INSERT INTO monitors.alert_history VALUES (?, ?, ?, ?, ?, ?, ?)", history)
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
@@ -177,7 +210,7 @@ def _insert(conn, rows: list[dict[str, Any]]) -> None:
     conn.register("alerts_new", table)
     try:
         conn.execute(f"INSERT INTO monitors.alerts ({', '.join(COLUMNS)}) "
-                     f"SELECT {', '.join(COLUMNS[:14])}, details::JSON, updated_at, run_id FROM alerts_new")
+                     f"SELECT {', '.join(COLUMNS[:14])}, details::JSON, {', '.join(COLUMNS[15:])} FROM alerts_new")
     finally:
         conn.unregister("alerts_new")
 
@@ -191,10 +224,76 @@ def _arrow_schema():
                       ("event_count", pa.int64()), ("threshold", pa.float64()),
                       ("activity_ids", pa.list_(pa.string())), ("raised_at", ts), ("delivered_at", ts),
                       ("first_window_end", ts), ("last_window_end", ts), ("peak_count", pa.int64()),
-                      ("details", pa.string()), ("updated_at", ts), ("run_id", pa.string())])
+                      ("details", pa.string()), ("updated_at", ts), ("run_id", pa.string()),
+                      ("status", pa.string()), ("status_by", pa.string()), ("status_at", ts),
+                      ("status_note", pa.string()), ("reopened_count", pa.int32()),
+                      ("notified_event_count", pa.int64()), ("notify_reason", pa.string())])
 
 
 _ARROW_SCHEMA = _arrow_schema()
+
+
+def _after_growth(row: dict[str, Any], new_events: int, now: datetime, renotify_growth: int) -> list[tuple]:
+    """A stored alert just grew by `new_events`: reopen it when it was resolved, and queue it for posting again
+    when it reopened or grew by `renotify_growth` since it was last posted. Returns history rows."""
+    out = []
+    if new_events and row.get("status") == "resolved":
+        note = f"{new_events} new event(s) after resolution"
+        out.append((row["alert_id"], now, "reopened", "system", "resolved", "open", note))
+        row.update(status="open", status_by="system", status_at=now, status_note=note,
+                   reopened_count=(row.get("reopened_count") or 0) + 1)
+        if row.get("delivered_at") is not None:
+            row.update(delivered_at=None, notify_reason="reopened")
+        return out
+    notified = row.get("notified_event_count")
+    if row.get("delivered_at") is not None and renotify_growth > 0 and notified is not None \
+            and row["event_count"] - notified >= renotify_growth:
+        row.update(delivered_at=None, notify_reason=f"grew by {row['event_count'] - notified} event(s)")
+        out.append((row["alert_id"], now, "renotify", "system", row.get("status"), row.get("status"),
+                    row["notify_reason"]))
+    return out
+
+
+class AlertStateError(ValueError):
+    """An unknown alert or a transition its status does not allow (the message says which)."""
+
+
+def set_status(conn: duckdb.DuckDBPyConnection, alert_id: str, action: str, *, by: str, note: str | None = None,
+               now: datetime | None = None) -> dict[str, Any]:
+    """acknowledge / resolve / reopen one alert, recording who, when and why; returns the updated alert."""
+    from datetime import timezone
+
+    if action not in ACTIONS:
+        raise AlertStateError(f"unknown action {action!r} (known: {', '.join(ACTIONS)})")
+    if not by or not by.strip():
+        raise AlertStateError("who is changing the alert is required (--by / config `by`)")
+    now = now or datetime.now(timezone.utc)
+    ensure_alerts_table(conn)
+    allowed, to_status = ACTIONS[action]
+    conn.execute("BEGIN TRANSACTION")
+    try:
+        row = conn.execute("SELECT status FROM monitors.alerts WHERE alert_id = ?", [alert_id]).fetchall()
+        if not row:
+            raise AlertStateError(f"no alert {alert_id!r} in monitors.alerts")
+        status = row[0][0] or "open"
+        if status not in allowed:
+            raise AlertStateError(f"alert {alert_id} is {status}: cannot {action} it "
+                                  f"(allowed from: {', '.join(allowed)})")
+        conn.execute("""UPDATE monitors.alerts SET status = ?, status_by = ?, status_at = ?, status_note = ?,
+                        reopened_count = reopened_count + CASE WHEN ? = 'open' THEN 1 ELSE 0 END
+                        WHERE alert_id = ?""", [to_status, by.strip(), now, note, to_status, alert_id])
+        conn.execute("INSERT INTO monitors.alert_history VALUES (?, ?, ?, ?, ?, ?, ?)",
+                     [alert_id, now, action, by.strip(), status, to_status, note])
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return read_alerts(conn, "alert_id = $id", {"id": alert_id})[0]
+
+
+def alert_history(conn: duckdb.DuckDBPyConnection, alert_id: str) -> list[dict[str, Any]]:
+    ensure_alerts_table(conn)
+    return _rows(conn, "SELECT * FROM monitors.alert_history WHERE alert_id = $id ORDER BY changed_at", {"id": alert_id})
 
 
 def read_alerts(conn: duckdb.DuckDBPyConnection, where: str = "true", params: Any = None,
@@ -220,7 +319,8 @@ def mark_delivered(conn: duckdb.DuckDBPyConnection, delivered: dict[str, datetim
     conn.register("delivered_now", _arrow(delivered))
     try:
         n = conn.execute("""
-            UPDATE monitors.alerts a SET delivered_at = d.at
+            UPDATE monitors.alerts a SET delivered_at = d.at, notified_event_count = a.event_count,
+                                         notify_reason = NULL
             FROM delivered_now d WHERE a.alert_id = d.alert_id AND a.delivered_at IS NULL
         """).fetchone()[0]
     finally:

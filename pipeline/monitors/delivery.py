@@ -123,10 +123,13 @@ def alert_message(alert: Mapping[str, Any], config: MonitorsConfig | None = None
         description = ""
     severity = _esc(str(alert.get("severity") or "critical").capitalize(), 20)
     who = f" ({_code(alert['group_key'])})" if alert.get("group_key") else ""
+    again = (f" ({_esc(alert['notify_reason'], 80)}, status {_esc(alert.get('status') or 'open', 20)})"
+             if alert.get("notify_reason") else "")
     # Every value that comes from the data (group keys are login emails, IPs, ...) is escaped and capped: the top
     # level `text` (notifications, clients without blocks) as much as the blocks.
     text = (f"[{severity}] {_code(monitor, 80)}{who}: {int(alert['event_count'])} event(s) from "
-            f"{_ts(alert['first_event_at'])} to {_ts(alert['last_event_at'])}. Alert {_esc(alert['alert_id'], 80)}.")
+            f"{_ts(alert['first_event_at'])} to {_ts(alert['last_event_at'])}. "
+            f"Alert {_esc(alert['alert_id'], 80)}{again}.")
     ids = list(alert.get("activity_ids") or [])
     shown = ", ".join(_code(i, 80) for i in ids[:5]) + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")
     fields = [("Monitor", _code(monitor, 80)), ("Severity", severity),

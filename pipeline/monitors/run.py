@@ -37,7 +37,8 @@ def run_monitors(conn: duckdb.DuckDBPyConnection, config: MonitorsConfig, start:
                  monitors: list[str] | None = None) -> dict[str, MonitorReport]:
     now = now or datetime.now(timezone.utc)
     results = evaluate(conn, config, start, end, monitors)
-    changes = record_incidents(conn, results, severity=config.severity, now=now, run_id=run_id)
+    changes = record_incidents(conn, results, severity=config.severity, now=now, run_id=run_id,
+                               renotify_growth=config.renotify_growth)
     reports: dict[str, MonitorReport] = {}
     for name, res in results.items():
         report = MonitorReport(rule=res.rule, windows_evaluated=res.windows_evaluated,

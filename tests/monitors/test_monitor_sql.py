@@ -11,7 +11,7 @@ import pytest
 
 from pipeline.monitors import load_config, run_monitors
 from pipeline.monitors.alerts import read_alerts
-from pipeline.monitors.config import DEFAULT_RULES, MONITOR_NAMES
+from pipeline.monitors.config import DEFAULT_RULES, SEED_MONITOR_NAMES
 from pipeline.warehouse.connection import open_warehouse
 from tests.monitors.rows import activity, api, at, ip_in, load, unauth, user
 from tests.unit.test_warehouse_load import snapshot
@@ -371,7 +371,7 @@ def test_embargo_list_precedence_seed_over_default_override_over_seed(tmp_path):
 
 
 def test_defaults_are_those_of_monitors_md():
-    assert MONITOR_NAMES == ("admin_or_platform_api_key_created", "compliance_logging_disabled",
+    assert SEED_MONITOR_NAMES == ("admin_or_platform_api_key_created", "compliance_logging_disabled",
                              "ip_restriction_deleted", "embargoed_location", "excessive_failed_auth",
                              "excessive_unauthorized_compliance_api", "org_destructive_activity",
                              "resource_deletion_outlier", "unauthenticated_activity")

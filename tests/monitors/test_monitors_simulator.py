@@ -1,4 +1,5 @@
-"""The 9 monitors end to end: simulator over HTTP -> Dagster ranged runs of raw/activities with the monitor checks
+"""The monitors (9 seed + the peers' rules, impossible travel enabled) end to end: simulator over HTTP -> Dagster ranged
+runs of raw/activities with the monitor checks
 -> monitors.alerts, compared with the simulator's ground truth (planted incidents and near misses)."""
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from pipeline.defs.ingest.assets import raw_activities
 from pipeline.defs.monitors.checks import activity_monitors
 from pipeline.defs.monitors.sensors import monitor_alerts_webhook
 from pipeline.defs.resources import ComplianceAPIResource, GeoIPResource, WarehouseResource
-from pipeline.monitors.config import MONITOR_NAMES
+from pipeline.monitors.config import CONFIG_ENV, MONITOR_NAMES, load_config
+from pipeline.monitors.evaluate import _span
 from pipeline.monitors.delivery import WEBHOOK_ENV
 from simulator.process import SimulatorProcess
 from tests.monitors.receiver import Receiver
@@ -52,9 +54,19 @@ def alerts(warehouse: Path, monitor: str | None = None) -> list[dict]:
         return [dict(zip(names, r)) for r in cur.fetchall()]
 
 
+# Impossible travel is disabled by default (noisy by nature): enabled here so that its plants are checked too. Real
+# users of the simulator also sign in from embargoed / foreign addresses (monitor 4's plants), which are genuine
+# impossible travels the truth does not list: for it only the planted incidents and near misses are compared.
+NOISY = {"impossible_travel"}
+
+
 @pytest.fixture(scope="module")
 def ingested(tmp_path_factory):
     warehouse = tmp_path_factory.mktemp("monitors") / "warehouse.duckdb"
+    config_file = warehouse.parent / "monitors.json"
+    config_file.write_text('{"monitors": {"impossible_travel": {"enabled": true}}}')
+    mp = pytest.MonkeyPatch()
+    mp.setenv(CONFIG_ENV, str(config_file))
     args = ["--start", f"{D1}T00:00:00Z", "--days", "2", "--volume", "8000", "--rate-limit", "0",
             "--late-share", "0"]
     with SimulatorProcess(args) as sim:
@@ -65,6 +77,7 @@ def ingested(tmp_path_factory):
         results = [run_range(res, first, last) for first, last in RANGES]
         truth = ground_truth(sim.base_url, f"{D1}T00:00:00Z", "2026-11-03T00:00:00Z")
         yield Ingested(sim.base_url, warehouse, res, results, truth["incidents"])
+    mp.undo()
 
 
 def _ts(iso: str) -> datetime:
@@ -93,7 +106,8 @@ def test_each_planted_incident_raises_exactly_one_alert_with_exactly_its_events(
             assert alert["group_key"] == inc["group_key"]
         assert alert["severity"] == "critical" and alert["delivered_at"] is None
     # near misses and clean traffic raise nothing: every alert is one of the planted incidents
-    assert len(raised) == len(planted)
+    if monitor not in NOISY:
+        assert len(raised) == len(planted)
 
 
 @pytest.mark.parametrize("monitor", MONITOR_NAMES)
@@ -143,9 +157,13 @@ def test_check_results_name_the_alerts_and_sample_the_events(ingested):
         assert ids and all(stored[i]["monitor"] == name for i in ids)
         sample = ev.metadata["sample_events"].value
         assert sample and {s["id"] for s in sample} <= {x for i in ids for x in stored[i]["activity_ids"]}
-        # a ranged run evaluates every window of its range (288 partitions), not only the last one
-        expected = 24 if name == "resource_deletion_outlier" else 288 + 2
-        assert ev.metadata["windows_evaluated"].value == expected
+        # a ranged run evaluates every window of its range (288 partitions), not only the last one: 288 + 2 for
+        # 15-minute windows every 5 minutes, 24 hour buckets for monitor 8, one day for the daily rule
+        kmin, kmax = _span(load_config().rule(name), _ts(f"{D1}T00:00:00Z"), _ts(f"{D1}T23:55:00Z")
+                           + (_ts("2026-11-01T00:05:00Z") - _ts("2026-11-01T00:00:00Z")))
+        assert ev.metadata["windows_evaluated"].value == kmax - kmin + 1
+        if name == "excessive_failed_auth":
+            assert kmax - kmin + 1 == 288 + 2
     # the spec keeps check failures non-blocking
     assert day1.success
 
@@ -158,7 +176,8 @@ def test_rerunning_the_same_partitions_leaves_the_alerts_unchanged(ingested):
                             partition_key=f"{D2}-16:50")
     assert single.success
     fired = [e for e in single.get_asset_check_evaluations() if not e.passed]
-    assert [e.check_name for e in fired] == ["excessive_failed_auth"]  # 16:50 scanner burst seen again ...
+    # the 16:50 scanner burst seen again, and the day's chat deletions (the daily window holds the partition) ...
+    assert sorted(e.check_name for e in fired) == ["excessive_chat_deletions", "excessive_failed_auth"]
     assert alerts(ingested.warehouse) == before                        # ... but no new or changed alert
 
 
@@ -187,7 +206,7 @@ def test_webhook_sensor_delivers_each_alert_exactly_once_and_retries(ingested, t
         receiver.statuses = [500]   # the first post fails
         monkeypatch.setenv(WEBHOOK_ENV, receiver.url)
         monkeypatch.setenv("COMPLIANCE_ALERT_RETRY_BASE_SECONDS", "0")
-        monkeypatch.setenv("COMPLIANCE_ALERT_MAX_PER_TICK", "20")
+        monkeypatch.setenv("COMPLIANCE_ALERT_MAX_PER_TICK", "60")  # ~130 alerts over 2 days
         cursor, skipped = None, []
         with dg.instance_for_test() as instance:
             for _ in range(6):

@@ -1,4 +1,5 @@
-"""The 9 monitors as asset checks on `raw/activities` (one @multi_asset_check op, one check per monitor).
+"""The monitors (9 seed, the peers' rules, custom rules of the configuration file) as asset checks on `raw/activities`
+(one @multi_asset_check op, one check per monitor).
 
 Why one unpartitioned multi-asset check: it runs as a step of every run that materializes `raw/activities` (the
 5-minute schedule, the late re-pull, ranged backfills) right after the ingest step, and reads that run's
@@ -16,16 +17,20 @@ from datetime import timezone
 import dagster as dg
 
 from pipeline.defs.resources import WarehouseResource
-from pipeline.monitors import MONITOR_NAMES, MonitorReport, load_config, run_monitors
-from pipeline.monitors.config import DEFAULT_RULES, describe
+from pipeline.monitors import MonitorReport, load_config, run_monitors
+from pipeline.monitors.config import describe
 from pipeline.monitors.run import latest_ingested_range
 
 RAW_ACTIVITIES = dg.AssetKey(["raw", "activities"])
 
+# One check per configured rule, custom rules included: the configuration is read (and validated: a bad custom
+# rule stops the code location from loading, with the message naming it) when the definitions load.
+CONFIGURED_RULES = load_config().rules
+MONITOR_CHECK_NAMES = tuple(rule.name for rule in CONFIGURED_RULES)
 MONITOR_CHECK_SPECS = [
     dg.AssetCheckSpec(name=rule.name, asset=RAW_ACTIVITIES, blocking=False, description=rule.description,
-                      metadata={"severity": "critical"})
-    for rule in DEFAULT_RULES
+                      metadata={"severity": "critical", "source": rule.source})
+    for rule in CONFIGURED_RULES
 ]
 
 
@@ -42,9 +47,12 @@ def _alerts_markdown(report: MonitorReport) -> str:
 
 def _result(report: MonitorReport, start, end) -> dg.AssetCheckResult:
     rule = report.rule
-    condition = (f"hour count >= {rule.floor} and > mean + {rule.sigmas:g} sigma (baseline {rule.baseline_days} d)"
-                 if rule.name == "resource_deletion_outlier"
-                 else f"count > {rule.threshold} in {rule.window_minutes} min")
+    if rule.name == "resource_deletion_outlier":
+        condition = f"hour count >= {rule.floor} and > mean + {rule.sigmas:g} sigma (baseline {rule.baseline_days} d)"
+    elif rule.kind == "threshold":
+        condition = f"count > {rule.threshold} in {rule.window_minutes} min"
+    else:
+        condition = rule.description
     if report.fired:
         names = ", ".join(f"{a.alert_id} ({a.status}, {a.event_count} events"
                           f"{', ' + a.group_key if a.group_key else ''})" for a in report.alerts[:5])
@@ -78,14 +86,15 @@ def _result(report: MonitorReport, start, end) -> dg.AssetCheckResult:
 @dg.multi_asset_check(
     specs=MONITOR_CHECK_SPECS,
     name="activity_monitors",
-    description="The 9 compliance monitors (monitors.md) over every window of the newly ingested activities; "
-                "incidents are written to monitors.alerts.",
+    description="The compliance monitors (monitors.md seed, peers' rules, custom rules) over every window of the "
+                "newly ingested activities; incidents are written to monitors.alerts.",
     can_subset=True,
     pool="duckdb",
 )
 def activity_monitors(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource):
     config = load_config()
-    selected = [k.name for k in context.selected_asset_check_keys if k.name in MONITOR_NAMES]
+    names = {r.name for r in config.rules}
+    selected = [k.name for k in context.selected_asset_check_keys if k.name in names]
     op = context.op_execution_context
     with warehouse.connect() as conn:
         if op.has_partition_key or op.has_partition_key_range:

@@ -25,6 +25,9 @@ from pydantic import Field
 from pipeline.defs.ingest.partitions import activity_partitions
 from pipeline.defs.resources import WarehouseResource
 from pipeline.defs.transform.project import dbt_environment, dbt_project
+from pipeline.monitors.alerts import ensure_alerts_table
+from pipeline.monitors.config import load_config
+from pipeline.monitors.dbt_rules import write_macro
 from pipeline.warehouse.chats import CHATS_DDL
 from pipeline.warehouse.connection import open_warehouse
 from pipeline.warehouse.directory import DIRECTORY_DDL
@@ -120,9 +123,12 @@ REFERENCE_RELATIONS = _reference_relations(MANIFEST)
 
 def prepare_warehouse(warehouse: WarehouseResource) -> list[tuple[str, str]]:
     """Create the raw tables dbt reads if no ingestion created them yet (the ingestion's own DDL); return the
-    reference relations that are missing."""
+    reference relations that are missing. Also: the marts' rule matching follows the monitors' configuration
+    (pipeline/monitors/dbt_rules.py) and monitors.alerts has its current columns (the alerts mart reads them)."""
+    write_macro(load_config())
     with open_warehouse(warehouse.path, memory_limit=warehouse.memory_limit) as conn:
         ensure_schema(conn)
+        ensure_alerts_table(conn)
         conn.execute(CHATS_DDL)
         conn.execute(DIRECTORY_DDL)
         existing = set(conn.execute(

@@ -26,6 +26,11 @@ def main() -> int:
     from pipeline.defs.transform.project import DBT_PROJECT_DIR
     from pipeline.defs.transform.project import dbt_project as project
 
+    # the marts' rule matching follows the monitors' configuration (pipeline/monitors/dbt_rules.py)
+    from pipeline.monitors.config import load_config
+    from pipeline.monitors.dbt_rules import write_macro
+
+    write_macro(load_config())
     if "--force" not in sys.argv[1:] and not _stale(DBT_PROJECT_DIR, Path(project.manifest_path)):
         print(f"dbt manifest up to date: {project.manifest_path}")
         return 0

@@ -9,7 +9,15 @@ with activities as (
 
 payloads as (
 
-    select activity_id, raw from {{ ref('stg_activities') }}
+    select
+        activity_id,
+        raw,
+        case json_type(raw -> '$.audience')
+            when 'ARRAY' then list_filter(json_extract_string(raw, '$.audience[*].type'), lambda t: t is not null)
+            when 'OBJECT' then list_filter([raw ->> '$.audience.type'], lambda t: t is not null)
+            when 'VARCHAR' then [raw ->> '$.audience']
+        end                                                         as audience_types
+    from {{ ref('stg_activities') }}
     where true {{ window_filter('created_at') }}
 
 ),
@@ -46,12 +54,16 @@ final as (
         {{ field('title') }}                                        as title,
         {{ field('artifact_type') }}                                as artifact_type,
         {{ field('filename') }}                                     as filename,
-        {{ field('audience') }}                                     as audience,
+        array_to_string(p.audience_types, ', ')                    as audience,
         coalesce({{ field('new_mode') }}, {{ field('new_scope') }}, {{ field('new_link_permission') }})
                                                                     as sharing_mode,
+        -- the API sends `audience` as an object ({"type": "anyone_with_link"}) or a list of them: public when any
+        -- of its types opens the resource beyond the organization; not public when it names only others; NULL
+        -- when the record says nothing about its audience
         coalesce({{ bool_field('is_public') }},
-                 case when lower(coalesce({{ field('audience') }}, {{ field('new_scope') }}, ''))
-                           in ('public', 'anyone', 'external') then true end)
+                 case when len(p.audience_types) > 0
+                      then list_has_any(p.audience_types, ['anyone_with_link', 'public', 'anyone', 'external']) end,
+                 case when lower({{ field('new_scope') }}) in ('public', 'anyone', 'external') then true end)
                                                                     as is_public,
         a.event_type in ('claude_artifact_published', 'claude_artifact_sharing_updated',
                          'claude_artifact_external_sharing_permission_updated', 'claude_published_artifact_deleted',
