@@ -111,8 +111,9 @@ def test_filters_change_the_figures(app, browser, served):
 
     browser.open_page(f"{app.url}/chats?role=user")
     states = browser.evaluate(panel_states_js())
-    assert metric(states, "active_users", 2) == scalar(serving, "SELECT count(*) FROM chats WHERE role = 'user'")
-    assert metric(states, "active_users", 2) < scalar(serving, "SELECT count(*) FROM chats")
+    assert metric(states, "active_users", 2) == scalar(serving, "SELECT count(*) FROM chats WHERE role = 'user' "
+                                                                          "AND NOT is_chat_deleted")
+    assert metric(states, "active_users", 2) < scalar(serving, "SELECT count(*) FROM chats WHERE NOT is_chat_deleted")
 
     # message search only through the privacy gate: a term shows rows; a wildcard is refused, shown as a notice
     browser.open_page(f"{app.url}/chats?q=budget")

@@ -90,6 +90,8 @@ def extra_records() -> list[dict]:
          "request_body": None},
         {"id": "activity_01ExtraProposalRejected", "created_at": ts(4, 0), **org, "actor": user,
          "type": "org_join_proposal_decided", "approved": False},
+        {"id": "activity_01ExtraProposalApproved", "created_at": ts(4, 1), **org, "actor": user,
+         "type": "org_join_proposal_decided", "approved": True},
     ]
 
 
