@@ -1,10 +1,13 @@
 {#-
   Window-by-window incremental models (the activity layer and its marts).
 
-  Dagster passes the partition window as vars `min_date` / `max_date` (ISO timestamps, [min, max)). On an incremental
-  run the model first deletes its rows of that window (pre-hook `delete_window`), then appends the window recomputed
-  from the layer below (`window_filter` in its SQL). The window is thus made equal to its sources, also when the
-  ingestion removed or re-added rows, and no row outside it is read or written. A full refresh rebuilds everything.
+  Dagster passes the range to rebuild as vars `min_date` / `max_date` (ISO timestamps, [min, max); one chunk of the
+  windows the ingestion changed, pipeline/warehouse/mart_windows.py). On an incremental run the model first deletes
+  its rows of that range (pre-hook `delete_window`), then appends the range recomputed from the layer below
+  (`window_filter` in its SQL). The range is thus made equal to its sources, also when the ingestion removed or
+  re-added rows, and no row outside it is read or written. The filter applies to a (re)creating run too: a full
+  refresh recreates the tables with its first chunk and appends the others, so no run ever reads all of history at
+  once (memory). The defaults of the vars cover all time (an ad-hoc `dbt build`).
 -#}
 
 {% macro window_bounds() -%}
@@ -12,10 +15,8 @@
 {%- endmacro %}
 
 {% macro window_filter(column, lookback=none) -%}
-    {%- if is_incremental() %}
     and {{ column }} >= '{{ var("min_date") }}'::TIMESTAMPTZ {%- if lookback %} - INTERVAL '{{ lookback }}'{% endif %}
     and {{ column }} < '{{ var("max_date") }}'::TIMESTAMPTZ
-    {%- endif -%}
 {%- endmacro %}
 
 {% macro delete_window(column='created_at') -%}

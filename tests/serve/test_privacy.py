@@ -70,7 +70,6 @@ def test_no_text_switch_removes_text_everywhere(built, tmp_path, monkeypatch):
     # the next marts run after the switch: dbt drops the search macro and deletes stored text; the publish that
     # follows copies neither
     result = dg.materialize([dbt_activity_marts, marts_file], resources=resources(built.base_url, warehouse),
-                            partition_key="2026-11-03-00:00",
                             run_config={"ops": {"serve__marts_file": {"config": {"serving_path": str(serving)}}}})
     assert result.success
     assert _texts(warehouse) == []

@@ -16,9 +16,7 @@ class PublishConfig(dg.Config):
 
 @dg.asset(
     key=dg.AssetKey(["serve", "marts_file"]),
-    # The file reflects the newest window of every mart. (Depending on *all* 5-minute partitions would make Dagster
-    # enumerate tens of thousands of upstream partitions at every run: seconds of pure overhead.)
-    deps=[dg.AssetDep(key, partition_mapping=dg.LastPartitionMapping()) for key in MART_ASSET_KEYS],
+    deps=MART_ASSET_KEYS,
     pool="duckdb",  # reads the warehouse: never while a writer holds it
     group_name="serve",
     kinds={"duckdb"},

@@ -19,7 +19,7 @@ reconnaissance as (
     -- listing / viewing of users, groups, members and invites, by any actor, including the hour before the window
     select actor_identity, created_at
     from {{ ref('int_activities') }}
-    where is_reconnaissance and actor_identity is not null {{ window_filter('created_at', lookback='1 hour') }}
+    where is_reconnaissance and actor_identity is not null {{ window_filter('created_at', lookback=var('reconnaissance_lookback')) }}
 
 ),
 
