@@ -42,6 +42,13 @@ CREATE TABLE IF NOT EXISTS transform.mart_watermark (
     fetched_at    TIMESTAMPTZ,
     built_at      TIMESTAMPTZ NOT NULL
 );
+-- Every range a build rewrote (what the serving publish re-exports; pipeline/serving/publish.py).
+CREATE TABLE IF NOT EXISTS transform.mart_builds (
+    range_start   TIMESTAMPTZ NOT NULL,
+    range_end     TIMESTAMPTZ NOT NULL,
+    full_refresh  BOOLEAN NOT NULL,
+    built_at      TIMESTAMPTZ NOT NULL
+);
 """
 
 
@@ -85,8 +92,10 @@ def read_changes(conn: duckdb.DuckDBPyConnection, *, full: bool = False) -> Chan
     return ChangedWindows(windows=windows, counts=counts, attestations=attestations, watermark=watermark, full=full)
 
 
-def record_build(conn: duckdb.DuckDBPyConnection, changes: ChangedWindows, built_at: datetime) -> None:
-    """Remember what a successful build consumed (the snapshot read before it ran), atomically."""
+def record_build(conn: duckdb.DuckDBPyConnection, changes: ChangedWindows,
+                 chunks: list[tuple[datetime, datetime]], built_at: datetime) -> None:
+    """Remember what a successful build consumed (the snapshot read before it ran) and the ranges it rewrote,
+    atomically."""
     ensure_state(conn)
     conn.execute("BEGIN TRANSACTION")
     try:
@@ -99,6 +108,9 @@ def record_build(conn: duckdb.DuckDBPyConnection, changes: ChangedWindows, built
         conn.execute("DELETE FROM transform.mart_windows WHERE window_start IN (SELECT window_start FROM built)")
         conn.execute("INSERT INTO transform.mart_windows SELECT *, ? FROM built", [built_at])
         conn.execute("DROP TABLE built")
+        conn.executemany("INSERT INTO transform.mart_builds VALUES (?, ?, ?, ?)",
+                         [(start, end, changes.full, built_at) for start, end in chunks if end > start]
+                         or [(built_at, built_at, changes.full, built_at)])
         if changes.watermark is not None:
             conn.execute("DELETE FROM transform.mart_watermark")
             conn.execute("INSERT INTO transform.mart_watermark VALUES (?, ?)", [changes.watermark, built_at])

@@ -232,7 +232,7 @@ def dbt_activity_marts(context: dg.AssetExecutionContext, dbt: DbtCliResource, w
             else:
                 yield from invocation.stream()
     with open_warehouse(warehouse.path, memory_limit=warehouse.memory_limit) as conn:
-        record_build(conn, changes, started)
+        record_build(conn, changes, chunks, started)
 
 
 # ------------------------------------------------------------------------------------------------ unit tests
