@@ -22,7 +22,8 @@ from pipeline.defs.transform.assets import (
     dbt_unit_tests,
     dbt_vars,
 )
-from pipeline.defs.transform.automation import FIRST_WINDOW_TAG, LAST_WINDOW_TAG, marts_request_for
+from pipeline.defs.transform.automation import marts_request_for
+from pipeline.defs.transform.tags import FIRST_WINDOW_TAG, LAST_WINDOW_TAG
 from pipeline.warehouse.mart_windows import plan_chunks
 from tests.transform.marts_build import copy_warehouse, resources
 

@@ -9,6 +9,7 @@ from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PART
 from pipeline.defs.ingest.assets import raw_activities
 from pipeline.defs.ingest.schedules import ingest_activities_job
 from pipeline.defs.serve.assets import marts_file
+from pipeline.defs.transform.tags import AFTER_RUN_TAG, FIRST_WINDOW_TAG, LAST_WINDOW_TAG
 from pipeline.defs.transform.assets import dbt_activity_marts, dbt_reference, dbt_unit_tests
 
 refresh_marts_job = dg.define_asset_job(
@@ -32,11 +33,6 @@ def ingested_activities(run: dg.DagsterRun) -> bool:
     """Runs that load activity windows: the ingest job (schedules, re-pull) and any run whose asset selection holds
     raw/activities (UI backfills and materializations, `dagster asset materialize`)."""
     return run.job_name == ingest_activities_job.name or raw_activities.key in (run.asset_selection or ())
-
-
-AFTER_RUN_TAG = "compliance/after_run"
-FIRST_WINDOW_TAG = "compliance/first_window"
-LAST_WINDOW_TAG = "compliance/last_window"
 
 
 def marts_request_for(run: dg.DagsterRun) -> dg.RunRequest | None:
