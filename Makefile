@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
-.PHONY: setup run test bench simulator preflight clean
+.PHONY: setup run test bench simulator preflight postgres clean
 
 $(BIN)/.ready: requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,6 +19,8 @@ $(BIN)/.ready: requirements.lock pyproject.toml
 
 setup: $(BIN)/.ready
 	mkdir -p $(DAGSTER_HOME) && cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
+	# DAGSTER_PG_URL set: the instance stores runs and events in PostgreSQL (README: Production), else SQLite.
+	if [ -n "$${DAGSTER_PG_URL:-}" ]; then cat deploy/dagster.postgres.yaml >> $(DAGSTER_HOME)/dagster.yaml; fi
 	$(BIN)/python -m pipeline.defs.transform.prepare
 
 run: setup
@@ -37,6 +39,10 @@ simulator: $(BIN)/.ready
 # real API (same environment variables as the pipeline); exit code 1 if any check FAILs.
 preflight: $(BIN)/.ready
 	$(BIN)/python -m pipeline.preflight
+
+# A real PostgreSQL 15 (Debian package) for the Dagster instance: needs DAGSTER_PG_PASSWORD; see deploy/postgres.sh.
+postgres:
+	deploy/postgres.sh
 
 clean:
 	rm -rf $(VENV) .dagster_home data dbt_project/target
