@@ -67,13 +67,17 @@ class PeakMemory:
 
 def run_figures(instance: dg.DagsterInstance, result, seconds: float, memory: PeakMemory) -> dict:
     """Wall time, Dagster's time before the first step, step times, events recorded, peak memory."""
+    from dagster._core.events import DagsterEventType
+
     records = instance.all_logs(result.run_id)
-    start = next(r.timestamp for r in records if r.dagster_event and r.dagster_event.event_type_value == "RUN_START")
-    first_step = min((r.timestamp for r in records
-                      if r.dagster_event and r.dagster_event.event_type_value == "STEP_START"), default=start)
+
+    def times(kind):
+        return [r.timestamp for r in records if r.dagster_event and r.dagster_event.event_type == kind]
+
+    start = min(times(DagsterEventType.RUN_START))
+    first_step = min(times(DagsterEventType.STEP_START), default=start)
     steps = {s.step_key: (s.end_time or 0) - (s.start_time or 0) for s in instance.get_run_step_stats(result.run_id)}
-    materializations = sum(1 for r in records if r.dagster_event and
-                           r.dagster_event.event_type_value == "ASSET_MATERIALIZATION")
+    materializations = len(times(DagsterEventType.ASSET_MATERIALIZATION))
     return {"seconds": seconds, "before_first_step": first_step - start, "steps": steps, "events": len(records),
             "materializations": materializations, "rss": memory.own, "dbt_rss": memory.child}
 
