@@ -4,7 +4,7 @@ Setup (reported, not the point): a day of activities, chats and the directory in
 built once (full refresh) and the serving file published. Then the measured part, as production runs it:
   ingest   raw/activities + raw/chats for the new window (one run, like the 5-minute schedules)
   dbt      dbt_activity_marts for that partition (incremental: the window plus the lookback, nothing else)
-  publish  serve/marts_file (changed buckets into the shadow copy, file copy + atomic rename)
+  publish  serve/marts_file (the changed days/hours to new Parquet files, new catalog + atomic rename)
 dbt and publish run in one Dagster run (the `refresh_marts` job); their split comes from the step timings.
 Target: under 30 s end to end on 2 cores.   `python -m bench bench_incremental`  (BENCH_INCREMENTAL_VOLUME to vary)
 """

@@ -4,9 +4,9 @@ from tests.support import postgres
 
 
 @pytest.fixture(scope="session")
-def postgres_url(tmp_path_factory) -> str:
+def postgres_url() -> str:
     """DAGSTER_PG_URL of a real PostgreSQL 15 started by deploy/postgres.sh for this session."""
     if not postgres.available():
         pytest.skip("PostgreSQL 15 is not installed and cannot be installed (not root): apt-get install postgresql-15")
-    with postgres.postgres_server(tmp_path_factory.mktemp("postgres") / "cluster") as url:
+    with postgres.postgres_server() as url:
         yield url

@@ -7,6 +7,7 @@ import os
 import secrets
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,12 +27,18 @@ def available() -> bool:
 
 
 @contextmanager
-def postgres_server(directory: Path) -> Iterator[str]:
+def postgres_server() -> Iterator[str]:
     """Start a fresh server; yields the DAGSTER_PG_URL of its `dagster` database. Stopped and removed on exit."""
+    # Directly under the system temp folder: the server runs as the `postgres` user, which must reach the folder
+    # (pytest's own temp folders are private to root).
+    directory = Path(tempfile.mkdtemp(prefix="compliance-pg-"))
     password, port = secrets.token_urlsafe(16), free_port()
     env = {**os.environ, "DAGSTER_PG_PASSWORD": password, "COMPLIANCE_PG_DIR": str(directory),
            "COMPLIANCE_PG_PORT": str(port)}
-    subprocess.run([str(SCRIPT)], env=env, check=True, capture_output=True, timeout=600)
+    started = subprocess.run([str(SCRIPT)], env=env, capture_output=True, text=True, timeout=600)
+    if started.returncode != 0:
+        shutil.rmtree(directory, ignore_errors=True)
+        raise RuntimeError(f"deploy/postgres.sh failed: {started.stderr[-2000:]}")
     try:
         yield f"postgresql://dagster:{password}@127.0.0.1:{port}/dagster"
     finally:
