@@ -7,7 +7,7 @@
 #   of this repository), and starts it. Idempotent: a second call only (re)starts the server.
 #
 # Then point the instance at it (README: Production: PostgreSQL instance):
-#   export DAGSTER_PG_URL="postgresql://dagster:${DAGSTER_PG_PASSWORD}@127.0.0.1:5433/dagster"
+#   export DAGSTER_PG_URL="postgresql+psycopg2://dagster:${DAGSTER_PG_PASSWORD}@127.0.0.1:5433/dagster"
 #   make setup      # writes $DAGSTER_HOME/dagster.yaml with the Postgres storage (the URL itself stays in the env)
 #
 # Stop:  deploy/postgres.sh stop

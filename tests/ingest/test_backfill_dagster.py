@@ -84,7 +84,7 @@ def test_on_postgres_a_backfill_runs_through_to_the_marts_the_sensor_launches(tm
                          if r["jobName"] == "refresh_marts"]
             assert marts, "the sensor launched no marts run"
             assert dagster.wait_for_run(marts[0]["runId"], 600) == "SUCCESS"
-    with psycopg.connect(postgres_url) as pg:  # the instance really lives in PostgreSQL
+    with psycopg.connect(postgres_url.replace("+psycopg2", "")) as pg:  # the instance really lives in PostgreSQL
         jobs = dict(pg.execute("SELECT pipeline_name, count(*) FROM runs GROUP BY 1").fetchall())
     assert jobs.get("refresh_marts") == 1 and sum(jobs.values()) >= 2
     with duckdb.connect(str(warehouse), read_only=True) as conn:

@@ -40,7 +40,7 @@ def postgres_server() -> Iterator[str]:
         shutil.rmtree(directory, ignore_errors=True)
         raise RuntimeError(f"deploy/postgres.sh failed: {started.stderr[-2000:]}")
     try:
-        yield f"postgresql://dagster:{password}@127.0.0.1:{port}/dagster"
+        yield f"postgresql+psycopg2://dagster:{password}@127.0.0.1:{port}/dagster"
     finally:
         subprocess.run([str(SCRIPT), "stop"], env=env, capture_output=True, timeout=120)
         shutil.rmtree(directory, ignore_errors=True)
