@@ -71,6 +71,7 @@ def test_reruns_rebuild_nothing_and_a_late_row_rebuilds_only_its_window(built, t
                             ).fetchone()[0] == 0
         assert conn.execute("SELECT count(*) FROM marts.activity_overview").fetchone()[0] == \
             conn.execute("SELECT count(*) FROM raw.activities").fetchone()[0]
+    with open_warehouse(warehouse) as conn:
         assert read_changes(conn).windows == []
 
     # nothing changed: the next run rewrites no activity row
