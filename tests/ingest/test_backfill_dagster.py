@@ -86,7 +86,8 @@ def test_on_postgres_a_backfill_runs_through_to_the_marts_the_sensor_launches(tm
             assert dagster.wait_for_run(marts[0]["runId"], 600) == "SUCCESS"
     with psycopg.connect(postgres_url.replace("+psycopg2", "")) as pg:  # the instance really lives in PostgreSQL
         jobs = dict(pg.execute("SELECT pipeline_name, count(*) FROM runs GROUP BY 1").fetchall())
-    assert jobs.get("refresh_marts") == 1 and sum(jobs.values()) >= 2
+    # (the 5-minute schedules also tick while dagster dev runs: more ingest and marts runs than the backfill's)
+    assert jobs.get("refresh_marts", 0) >= 1 and jobs.get("__ASSET_JOB", 0) >= 1
     with duckdb.connect(str(warehouse), read_only=True) as conn:
         raw = conn.execute("SELECT count(*) FROM raw.activities WHERE created_at < '2026-10-02'").fetchone()[0]
         mart = conn.execute("SELECT count(*) FROM marts.activity_overview").fetchone()[0]
