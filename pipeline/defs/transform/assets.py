@@ -40,9 +40,10 @@ PARTITIONED = "tag:partitioned"
 PARTITIONED_SOURCES = {("raw", "activities"), ("raw", "chats")}  # written by the 5-minute ingestion assets
 UNIT_TESTS = "test_type:unit"
 CHUNK_ACTIVITIES_ENV = "COMPLIANCE_MARTS_CHUNK_ACTIVITIES"
-# ~250k activities per dbt invocation keeps the dbt process well under 1 GB at the default
-# COMPLIANCE_DBT_MEMORY_LIMIT; a 5-minute tick or three demo-volume days are one invocation, a 1M-activity day four.
-DEFAULT_CHUNK_ACTIVITIES = 250_000
+# 100k activities per dbt invocation keep the dbt process under 1 GB at the default COMPLIANCE_DBT_MEMORY_LIMIT
+# (250k ran out of DuckDB memory in the marts that join raw payloads); a 5-minute tick or three demo-volume days
+# are one invocation, a 1M-activity day about ten.
+DEFAULT_CHUNK_ACTIVITIES = 100_000
 
 MANIFEST: Mapping[str, Any] = json.loads(dbt_project.manifest_path.read_text())
 
