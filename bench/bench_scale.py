@@ -35,7 +35,8 @@ FIRST_DAY = date(2026, 11, 2)  # a Monday
 
 
 class PeakMemory:
-    """Peak RSS of this process and of its largest child (dbt) while the block runs."""
+    """Peak RSS of this process and of its largest dbt child while the block runs (the simulator, also a child,
+    is not counted)."""
 
     def __init__(self):
         self.own = self.child = 0.0
@@ -53,6 +54,8 @@ class PeakMemory:
                 self.own = max(self.own, me.memory_info().rss / 2**20)
                 for child in me.children(recursive=True):
                     try:
+                        if not any(part.endswith("dbt") for part in child.cmdline()[:2]):
+                            continue
                         self.child = max(self.child, child.memory_info().rss / 2**20)
                     except psutil.Error:
                         pass
