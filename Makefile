@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
-.PHONY: setup run test lint bench simulator preflight clean lock duckdb1 dashboard browser
+.PHONY: setup run test lint bench simulator preflight postgres clean lock duckdb1 dashboard browser
 
 UV_VERSION := 0.13.9
 
@@ -21,12 +21,14 @@ $(BIN)/.ready: requirements-dev.lock pyproject.toml
 
 setup: $(BIN)/.ready
 	mkdir -p $(DAGSTER_HOME) && cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
+	# DAGSTER_PG_URL set: the instance stores runs and events in PostgreSQL (README: Production), else SQLite.
+	if [ -n "$${DAGSTER_PG_URL:-}" ]; then cat deploy/dagster.postgres.yaml >> $(DAGSTER_HOME)/dagster.yaml; fi
 	$(BIN)/python -m pipeline.defs.transform.prepare
 
 # Recompile both locks after changing pyproject.toml's dependencies or requirements.in (see requirements.in).
 lock: $(BIN)/.ready
 	$(BIN)/uv pip compile -q --universal --python-version 3.11 pyproject.toml requirements.in -o requirements.lock
-	$(BIN)/uv pip compile -q --universal --python-version 3.11 pyproject.toml requirements.in --extra test --extra bench \
+	$(BIN)/uv pip compile -q --universal --python-version 3.11 pyproject.toml requirements.in --extra test --extra bench --extra postgres \
 		-o requirements-dev.lock
 
 run: setup
@@ -69,6 +71,10 @@ simulator: $(BIN)/.ready
 # real API (same environment variables as the pipeline); exit code 1 if any check FAILs.
 preflight: $(BIN)/.ready
 	$(BIN)/python -m pipeline.preflight
+
+# A real PostgreSQL 15 (Debian package) for the Dagster instance: needs DAGSTER_PG_PASSWORD; see deploy/postgres.sh.
+postgres:
+	deploy/postgres.sh
 
 clean:
 	rm -rf $(VENV) $(DUCKDB1_VENV) .dagster_home data dbt_project/target

@@ -5,7 +5,8 @@ from __future__ import annotations
 import importlib
 import sys
 
-ALL = ["bench_api", "bench_ingest", "bench_chats", "bench_backfill", "bench_incremental", "bench_monitors", "bench_dashboard"]
+ALL = ["bench_api", "bench_ingest", "bench_chats", "bench_backfill", "bench_incremental", "bench_monitors",
+       "bench_refresh_marts", "bench_scale", "bench_dashboard"]
 
 
 def main() -> None:

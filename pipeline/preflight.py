@@ -48,7 +48,6 @@ from pipeline.compliance_api.client import CHATS_PATH, ORGANIZATIONS_PATH, _is_l
 from pipeline.config import DEFAULT_BASE_URL, Settings
 from pipeline.enrichment.geo import ENV_VAR as GEOIP_ENV
 from pipeline.enrichment.geo import GeoIPDatabaseError, GeoIPLookup, bundled_database_path
-from pipeline.serving.publish import shadow_path
 from pipeline.warehouse.connection import LOCK_CONFLICT
 
 OK, WARN, FAIL = "OK", "WARN", "FAIL"
@@ -254,8 +253,9 @@ def _lock_problem(db_file: Path, what: str) -> str | None:
             f"`dagster dev`, a DuckDB CLI, a notebook or a BI tool). BI tools belong on {SERVING_ENV}.")
 
 
-def check_path(name: str, env: str, path: Path, lock_file: Path, what: str) -> CheckResult:
-    """The parent directory can be created and written to (the probe file is removed), `lock_file` is not locked."""
+def check_path(name: str, env: str, path: Path, lock_file: Path | None, what: str) -> CheckResult:
+    """The parent directory can be created and written to (the probe file is removed), `lock_file` (if any) is not
+    locked."""
     fix = f"Set {env} to a file path in a writable directory"
     if path.is_dir():
         return CheckResult(name, FAIL, f"{path} is a directory. {fix}.")
@@ -270,7 +270,7 @@ def check_path(name: str, env: str, path: Path, lock_file: Path, what: str) -> C
         os.unlink(probe)
     except OSError as exc:
         return CheckResult(name, FAIL, f"cannot write in {path.parent} ({exc.strerror or exc}). {fix}.")
-    if lock_file.is_file():
+    if lock_file is not None and lock_file.is_file():
         problem = _lock_problem(lock_file, what)
         if problem:
             return CheckResult(name, FAIL, problem)
@@ -326,10 +326,10 @@ def run_checks(settings: Settings, *, now: datetime | None = None) -> list[Check
         results.append(CheckResult("serving path", FAIL, f"{SERVING_ENV} and {WAREHOUSE_ENV} are the same file "
                                                          f"({settings.serving_path}): give BI tools their own file."))
     else:
-        # The publisher replaces the serving file by rename and never opens it (readers cannot block it); it opens
-        # its private shadow copy read-write, so that is the file whose lock matters.
+        # The publisher writes new Parquet files and replaces the serving catalog by rename, never opening it:
+        # no lock a reader holds can block it.
         results += _safely("serving path", check_path, "serving path", SERVING_ENV, settings.serving_path,
-                           shadow_path(settings.serving_path), "the serving shadow copy")
+                           None, "the serving catalog")
     results += _safely("GeoIP database", check_geoip, settings.geoip_city_db, now)
     return results
 

@@ -152,8 +152,14 @@ class PipelineSettings(BaseSettings):
         "COMPLIANCE_STORE_MESSAGE_TEXT", "true or false (also 1/0, yes/no, on/off)", True)
     duckdb_memory_limit: MemoryLimit = _setting(
         "COMPLIANCE_DUCKDB_MEMORY_LIMIT", "a size such as 256MB, 2GB or 1.5GiB", "256MB")
+    # dbt reads COMPLIANCE_DBT_MEMORY_LIMIT and COMPLIANCE_DBT_THREADS itself (profiles.yml, same defaults): validated here
     dbt_memory_limit: MemoryLimit = _setting("COMPLIANCE_DBT_MEMORY_LIMIT", "a size such as 256MB, 2GB or 1.5GiB",
-                                             "2GB")
+                                             "512MB")
+    dbt_threads: int = _setting("COMPLIANCE_DBT_THREADS", "a whole number of dbt models built at once >= 1", 1, ge=1)
+    marts_chunk_activities: int = _setting(
+        "COMPLIANCE_MARTS_CHUNK_ACTIVITIES", "a whole number of activities >= 1 per dbt invocation", 100_000, ge=1)
+    serving_retain_minutes: float = _setting(
+        "COMPLIANCE_SERVING_RETAIN_MINUTES", "a number of minutes >= 0", 60.0, ge=0)
     geoip_city_db: Annotated[Path, AfterValidator(_existing_file)] | None = _setting(
         "GEOIP_CITY_DB", "the path of an existing GeoLite2/GeoIP2 City .mmdb file")
     alert_webhook_url: HttpUrl | None = _setting("COMPLIANCE_ALERT_WEBHOOK_URL", "an http(s):// URL")

@@ -1,13 +1,16 @@
 {#-
   Window-by-window incremental models (the activity layer and its marts).
 
-  Dagster passes the partition window as vars `min_date` / `max_date` (ISO timestamps, [min, max)). On an incremental
-  run the model first deletes its rows of that window (pre-hook `delete_window`), then appends the window recomputed
-  from the layer below (`window_filter` in its SQL). The window is thus made equal to its sources, also when the
-  ingestion removed or re-added rows, and no row outside it is read or written. A full refresh rebuilds everything.
+  Dagster passes the range to rebuild as vars `min_date` / `max_date` (ISO timestamps, [min, max); one chunk of the
+  windows the ingestion changed, pipeline/warehouse/mart_windows.py). On an incremental run the model first deletes
+  its rows of that range (pre-hook `delete_window`), then appends the range recomputed from the layer below
+  (`window_filter` in its SQL). The range is thus made equal to its sources, also when the ingestion removed or
+  re-added rows, and no row outside it is read or written. The filter applies to a (re)creating run too: a full
+  refresh recreates the tables with its first chunk and appends the others, so no run ever reads all of history at
+  once (memory). The defaults of the vars cover all time (an ad-hoc `dbt build`).
 
   Models that carry reference columns (meta `rebuilds_on_reference_change`) also delete and recompute, outside the
-  window, the rows whose activity type, IP, user agent or embargoed country changed since they last applied the
+  range, the rows whose activity type, IP, user agent or embargoed country changed since they last applied the
   reference changes (reference_changes.sql). A read that needs more than its rows (a lookback) can ask for all
   history then (`all_history_on_reference_change`).
 -#}
@@ -17,7 +20,6 @@
 {%- endmacro %}
 
 {% macro window_filter(column, lookback=none, all_history_on_reference_change=false) -%}
-    {%- if is_incremental() %}
     {%- set pending = pending_reference_changes() %}
     {%- if pending and all_history_on_reference_change %}
     -- reference changes to apply: all history
@@ -27,7 +29,6 @@
     {%- if pending %}
     or {{ reference_changed_rows(pending) }}
     {%- endif %})
-    {%- endif %}
     {%- endif -%}
 {%- endmacro %}
 

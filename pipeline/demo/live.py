@@ -22,10 +22,10 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import duckdb
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from pipeline.config import PROJECT_ROOT, Settings
 from pipeline.dashboard.process import DashboardProcess
+from pipeline.defs.transform.tags import FIRST_WINDOW_TAG, LAST_WINDOW_TAG
 from pipeline.demo.dagster_dev import DagsterDev, open_instance
 from simulator.process import SimulatorProcess
 
@@ -160,15 +160,14 @@ def wait_for_marts(dagster: DagsterDev, first: str, last: str, *, launch: bool, 
     """The marts run of this range: launched by the marts_after_ingestion sensor after a backfill, by us otherwise
     (a resumed demo with nothing to ingest still refreshes the marts and the serving file)."""
     say("Building the marts, evaluating the monitors, publishing the serving file ...")
-    tags = {ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last}
+    tags = {FIRST_WINDOW_TAG: first, LAST_WINDOW_TAG: last}
     if launch:
         run_id = dagster.launch_job("refresh_marts", tags)
     else:
         run_id, deadline = None, time.monotonic() + 120  # the sensor ticks every 15-30 s
         while run_id is None:
-            runs = [r for r in dagster.runs(ASSET_PARTITION_RANGE_START_TAG, first)
-                    if r["jobName"] == "refresh_marts" and {"key": ASSET_PARTITION_RANGE_END_TAG, "value": last}
-                    in r["tags"]]
+            runs = [r for r in dagster.runs(FIRST_WINDOW_TAG, first)
+                    if r["jobName"] == "refresh_marts" and {"key": LAST_WINDOW_TAG, "value": last} in r["tags"]]
             if runs:
                 run_id = runs[-1]["runId"]
             elif time.monotonic() > deadline:

@@ -1,8 +1,9 @@
 """The shipped panel queries (dbt_project/panels/<mart>.sql): one named query per panel of every dashboard.
 
-    from pipeline.serving.panels import load_panels, run_panel
+    from pipeline.serving.panels import load_panels, open_serving, run_panel
     panels = load_panels()                       # {"billing_monitoring": {"top_plan_types": Panel, ...}, ...}
-    rows = run_panel(conn, "chats", "message_search", {"term": "budget"})
+    with open_serving() as conn:                 # read-only, on COMPLIANCE_SERVING_PATH
+        rows = run_panel(conn, "chats", "message_search", {"term": "budget"})
 
 A file holds blocks that start with `-- name: <panel>`, optionally followed by `-- <description>` lines and a
 `-- chart: <kind>` line (how the dashboard app draws it when its columns alone don't say: number, line, area, bar,
@@ -70,6 +71,19 @@ def parse_panels(dashboard: str, text: str) -> dict[str, Panel]:
 def load_panels(directory: Path = PANELS_DIR) -> dict[str, dict[str, Panel]]:
     """{dashboard (= mart name): {panel name: Panel}} for every panels/*.sql file."""
     return {path.stem: parse_panels(path.stem, path.read_text()) for path in sorted(directory.glob("*.sql"))}
+
+
+def open_serving(path: str | Path | None = None) -> duckdb.DuckDBPyConnection:
+    """A read-only connection to the published marts: the catalog file (COMPLIANCE_SERVING_PATH, default
+    data/marts.duckdb) whose views read the per-day Parquet files beside it. The publisher never opens this file (it
+    replaces it), so a reader never blocks the pipeline. A connection sees the snapshot it opened; open a new one per
+    page view or refresh (the files of an old snapshot are removed COMPLIANCE_SERVING_RETAIN_MINUTES after it was
+    replaced)."""
+    if path is None:
+        from pipeline.config import Settings
+
+        path = Settings.from_env().serving_path
+    return duckdb.connect(str(path), read_only=True)
 
 
 def run_panel(conn: duckdb.DuckDBPyConnection, dashboard: str, panel: str, params: dict | None = None,

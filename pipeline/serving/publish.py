@@ -1,64 +1,77 @@
-"""Publish the marts to a separate DuckDB file for BI tools, atomically (README: Serving the marts).
+"""Publish the marts for BI tools: Parquet files per day plus a small DuckDB catalog of views (README: Serving).
 
 BI tools never open the working warehouse: a reader there would block the pipeline (DuckDB allows one writing
-process, and a read-only reader also holds a lock). After the marts are built, this module brings a private *shadow*
-copy of the marts up to date, copies that file next to the serving path and renames the copy over the serving file
-(`os.replace`, atomic on POSIX). A reader that has the old file open keeps reading that complete snapshot (its inode
-lives on until it closes); a reader that opens the path later gets the new complete snapshot; nobody ever sees half a
-publish, and the publisher never waits for a reader, because it never opens the serving file itself.
+process, and a read-only reader also holds a lock). Instead the marts are published next to the serving path:
 
-Incremental: the shadow (`.<serving name>.shadow`, same directory) is synchronised per 5-minute bucket. Every row of
-an incremental mart carries the dbt invocation that wrote it, so a bucket whose (invocation, row count) pairs differ
-between warehouse and shadow is exactly a bucket some dbt run rewrote; only those are re-copied. Tables without those
-columns, or whose columns changed, are copied whole. A publish thus costs the changed windows plus one file copy,
-not a re-encoding of the whole history.
+    marts.duckdb                        the catalog: one view per mart over its files (DuckDB 1.x storage format),
+                                        serving.published_tables (rows, publish time), search_messages(term)
+    marts_files/<table>/<unit>.<publish id>.parquet
+                                        the data: one file per day, and per hour for the newest day (it still grows)
+    .marts.duckdb.state.json            the publisher's private record of which file holds what
 
-The files are written in DuckDB's v1.0.0 storage format (`ATTACH ... (STORAGE_VERSION 'v1.0.0')`): DuckDB 2.x writes a
-format that DuckDB 1.x cannot open, and many BI drivers embed DuckDB 1.x. Verified readable by DuckDB 0.10.3, 1.0.0,
-1.1.3, 1.2.2, 1.3.2 and 1.4.4 (tests/serve/test_publish.py checks with a real 1.x reader when DUCKDB1_PYTHON is set).
+A publish costs what changed: the dbt step records every range it rewrote (transform.mart_builds), and only the
+days (hours, for the newest day) those ranges touch are exported again, as *new* files; unchanged files are never
+read or copied. Once a day is no longer the newest, its hour files are compacted into one day file (once a day).
+Marts not built window by window (chats: by chat; alerts) are compared per day (chats) or whole by a fingerprint.
+
+Snapshots: files are never rewritten in place; the new catalog, whose views name exactly the new set of files, is
+written beside the serving path and renamed over it (`os.replace`, atomic on POSIX). A reader that has the old
+catalog open keeps querying the old files; they are deleted only when no catalog references them and they are older
+than COMPLIANCE_SERVING_RETAIN_MINUTES (default 60): longer than any BI query. The publisher never opens the serving
+catalog, so a reader never blocks it.
+
+Readable by DuckDB 1.x: the catalog is written with `STORAGE_VERSION 'v1.0.0'` and the views use only
+`read_parquet([...])` (tests/serve/test_publish.py checks with a real 1.x reader when DUCKDB1_PYTHON is set).
 
 Message text (restricted.chat_message_text) and the `search_messages(term)` table macro are published only while text
-storage is on (COMPLIANCE_STORE_MESSAGE_TEXT); the marts themselves never contain text.
+storage is on (COMPLIANCE_STORE_MESSAGE_TEXT); the marts never contain text. Every file is created owner-only and then
+given COMPLIANCE_SERVING_FILE_MODE / _GROUP (default 600: owner-only), the catalog as much as the Parquet files.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
+import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import duckdb
 
+from pipeline.settings import load_settings
 from pipeline.warehouse.files import (
     apply_serving_mode,
     prepare_serving_folder,
     private_file,
-    restrict,
+    serving_dir,
     sweep_stale_temporaries,
 )
 
 STORAGE_VERSION = "v1.0.0"
-# warehouse schema -> schema in the serving file. The marts go to the default schema `main`: BI users and the panel
+# warehouse schema -> schema in the catalog. The marts go to the default schema `main`: BI users and the panel
 # queries name them unqualified (`FROM billing_monitoring`), and with the default file name (marts.duckdb, catalog
 # "marts") `marts.billing_monitoring` still resolves. A schema named like the file's catalog would make every
 # `marts.x` ambiguous ("Ambiguous reference to catalog or schema") in DuckDB 1.x and 2.x alike.
 SERVED_SCHEMAS = {"marts": "main"}
 TEXT_TABLE = ("restricted", "chat_message_text")
 SEARCH_MACRO = "search_messages"
-BUCKET_COLUMNS = ("created_5min", "message_5min")
-INVOCATION_COLUMN = "dbt_invocation_id"
+TIME_COLUMN = "created_at"          # marts rebuilt window by window (the dbt step's ranges say what changed)
+DAY_COLUMNS = ("message_date",)     # other marts with a day: compared day by day
 
 
 @dataclass
 class PublishResult:
     path: Path
-    tables: dict[str, int] = field(default_factory=dict)   # "schema.table" (in the serving file) -> rows
-    copied: dict[str, str] = field(default_factory=dict)   # "schema.table" -> "full" | "<n> buckets" | "unchanged"
+    tables: dict[str, int] = field(default_factory=dict)   # "schema.table" (in the catalog) -> rows
+    copied: dict[str, str] = field(default_factory=dict)   # "schema.table" -> "full" | "<n> files" | "unchanged"
     message_text_rows: int | None = None                    # None: text not published
-    size_bytes: int = 0
+    size_bytes: int = 0                                     # catalog + the files it references
+    files_written: int = 0
+    bytes_written: int = 0
+    files_removed: int = 0
     seconds: float = 0.0
     storage_version: str = STORAGE_VERSION
     published_at: datetime | None = None
@@ -72,160 +85,294 @@ def _literal(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def _remove(path: Path) -> None:
-    for p in (path, path.with_name(path.name + ".wal")):
-        try:
-            p.unlink()
-        except FileNotFoundError:
-            pass
+def files_directory(serving_path: Path) -> Path:
+    return serving_path.with_name(f"{serving_path.stem}_files")
 
 
-def shadow_path(serving_path: Path) -> Path:
-    return serving_path.with_name(f".{serving_path.name}.shadow")
+def state_path(serving_path: Path) -> Path:
+    return serving_path.with_name(f".{serving_path.name}.state.json")
+
+
+def retain_minutes() -> float:
+    """COMPLIANCE_SERVING_RETAIN_MINUTES, validated in pipeline.settings."""
+    return load_settings().serving_retain_minutes
+
+
+# ---------------------------------------------------------------------------------------------------------- pure
+
+
+def hours_of(start: datetime, end: datetime) -> list[datetime]:
+    """The UTC hours [start, end) touches."""
+    hour = start.astimezone(timezone.utc).replace(minute=0, second=0, microsecond=0)
+    hours = []
+    while hour < end:
+        hours.append(hour)
+        hour += timedelta(hours=1)
+    return hours
+
+
+def units_to_export(ranges: list[tuple[datetime, datetime]], newest_day: date | None,
+                    existing: set[str]) -> set[str]:
+    """Units ('2026-11-02' a day, '2026-11-02T10' an hour) a table must export for the rewritten ranges: hours of the
+    newest day (unless that day is one file already), whole days otherwise; plus the compaction of hour files of
+    days that are no longer the newest."""
+    units = set()
+    for start, end in ranges:
+        for hour in hours_of(start, end):  # an empty range (a build that found nothing changed) has none
+            day = hour.date()
+            if day == newest_day and day.isoformat() not in existing:
+                units.add(hour.strftime("%Y-%m-%dT%H"))
+            else:
+                units.add(day.isoformat())
+    for unit in existing:
+        if "T" in unit and (newest_day is None or date.fromisoformat(unit[:10]) < newest_day):
+            units.add(unit[:10])
+    # a day exported whole replaces its hour files
+    return {u for u in units if "T" not in u or u[:10] not in units}
+
+
+def unit_bounds(unit: str) -> tuple[datetime, datetime]:
+    if "T" in unit:
+        start = datetime.strptime(unit, "%Y-%m-%dT%H").replace(tzinfo=timezone.utc)
+        return start, start + timedelta(hours=1)
+    start = datetime.combine(date.fromisoformat(unit), datetime.min.time(), tzinfo=timezone.utc)
+    return start, start + timedelta(days=1)
+
+
+# ---------------------------------------------------------------------------------------------------------- apply
 
 
 def publish(warehouse_path: str | Path, serving_path: str | Path, *, include_message_text: bool,
             storage_version: str = STORAGE_VERSION, memory_limit: str | None = None) -> PublishResult:
-    """Bring the shadow up to date with the warehouse's marts, then atomically replace `serving_path` by a copy."""
+    """Export what changed since the last publish to new Parquet files, then atomically replace the catalog."""
     started = time.monotonic()
     warehouse_path, serving_path = Path(warehouse_path).resolve(), Path(serving_path).resolve()
     prepare_serving_folder(serving_path)  # private files: pipeline/warehouse/files.py
     sweep_stale_temporaries(serving_path.parent, f".{serving_path.name}.*.publishing")
-    shadow = shadow_path(serving_path)
+    files_dir = files_directory(serving_path)
+    serving_dir(files_dir)
     result = PublishResult(path=serving_path, storage_version=storage_version,
                            published_at=datetime.now(timezone.utc))
+    state = _load_state(serving_path)
+    publish_id = f"{result.published_at:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+    conn = duckdb.connect(config={"memory_limit": memory_limit} if memory_limit else {})
     try:
-        _sync_shadow(warehouse_path, shadow, result, include_message_text, storage_version, memory_limit)
-    except duckdb.Error:
-        # an unreadable or foreign shadow (crash mid-checkpoint, other format): rebuild it from scratch once
-        _remove(shadow)
-        result.tables.clear(), result.copied.clear()
-        _sync_shadow(warehouse_path, shadow, result, include_message_text, storage_version, memory_limit)
-    restrict(shadow)  # DuckDB creates files with the umask
-    # Same directory as the target (os.replace must not cross filesystems); dot-prefixed so BI file pickers skip it.
+        conn.execute("SET TimeZone = 'UTC'")
+        conn.execute("SET preserve_insertion_order = false")
+        conn.execute(f"ATTACH {_literal(str(warehouse_path))} AS wh (READ_ONLY)")
+        publisher = _Publisher(conn, files_dir, state, publish_id, result)
+        new_state = publisher.run(include_message_text)
+        conn.execute("DETACH wh")
+        _write_catalog(conn, serving_path, new_state, result, publisher.macro, storage_version, warehouse_path)
+    finally:
+        conn.close()
+    _save_state(serving_path, new_state)
+    result.files_removed = _collect_garbage(files_dir, new_state, retain_minutes() * 60)
+    result.size_bytes = serving_path.stat().st_size + sum(
+        unit["bytes"] for table in new_state["tables"].values() for unit in table["units"].values())
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def _load_state(serving_path: Path) -> dict:
+    path = state_path(serving_path)
+    if serving_path.exists() and path.exists():
+        try:
+            state = json.loads(path.read_text())
+            if all(Path(u["path"]).exists() for t in state["tables"].values() for u in t["units"].values()):
+                return state
+        except (ValueError, KeyError, TypeError):
+            pass  # unreadable: publish everything again
+    return {"built_at": None, "tables": {}}
+
+
+def _save_state(serving_path: Path, state: dict) -> None:
+    path = state_path(serving_path)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    private_file(tmp, json.dumps(state, sort_keys=True).encode())
+    os.replace(tmp, path)
+
+
+class _Publisher:
+    def __init__(self, conn: duckdb.DuckDBPyConnection, files_dir: Path, state: dict, publish_id: str,
+                 result: PublishResult):
+        self.conn, self.files_dir, self.state, self.publish_id, self.result = conn, files_dir, state, publish_id, result
+        self.macro: tuple[list[str], str] | None = None
+
+    def run(self, include_message_text: bool) -> dict:
+        conn = self.conn
+        built_at = self.state.get("built_at")
+        has_builds = self._exists("transform", "mart_builds")
+        ranges: list[tuple[datetime, datetime]] = []
+        full_refresh, newest_built = False, built_at
+        if has_builds:
+            rows = conn.execute(
+                "SELECT range_start, range_end, full_refresh, built_at FROM wh.transform.mart_builds "
+                "WHERE ? IS NULL OR built_at > ?::TIMESTAMPTZ ORDER BY range_start", [built_at, built_at]).fetchall()
+            ranges = [(r[0], r[1]) for r in rows]
+            full_refresh = any(r[2] for r in rows)
+            if rows:
+                newest_built = max(r[3] for r in rows).isoformat()
+        newest = conn.execute("SELECT max(window_start) FROM wh.raw.activity_attestations WHERE record_count > 0"
+                              ).fetchone()[0] if self._exists("raw", "activity_attestations") else None
+        newest_day = newest.astimezone(timezone.utc).date() if newest else None
+
+        tables = conn.execute(
+            "SELECT schema_name, table_name FROM duckdb_tables() WHERE database_name = 'wh' "
+            f"AND schema_name IN ({', '.join(_literal(s) for s in SERVED_SCHEMAS)}) ORDER BY 1, 2").fetchall()
+        new_tables = {}
+        for schema, table in tables:
+            name = f"{SERVED_SCHEMAS[schema]}.{table}"
+            source = f"wh.{_quote(schema)}.{_quote(table)}"
+            previous = self.state["tables"].get(name)
+            new_tables[name] = self._sync(name, source, previous, ranges, full_refresh or not has_builds, newest_day)
+            self.result.tables[name] = sum(u["rows"] for u in new_tables[name]["units"].values())
+        self.result.message_text_rows = None
+        if include_message_text and self._exists(*TEXT_TABLE):
+            macro = conn.execute(
+                "SELECT parameters, macro_definition FROM duckdb_functions() WHERE database_name = 'wh' "
+                "AND function_name = ? AND function_type = 'table_macro'", [SEARCH_MACRO]).fetchone()
+            if macro is not None:
+                name = ".".join(TEXT_TABLE)
+                source = f"wh.{_quote(TEXT_TABLE[0])}.{_quote(TEXT_TABLE[1])}"
+                new_tables[name] = self._sync(name, source, self.state["tables"].get(name), [], False, None,
+                                              private=True)
+                self.result.message_text_rows = sum(u["rows"] for u in new_tables[name]["units"].values())
+                self.macro = (list(macro[0]), macro[1])
+        return {"built_at": newest_built, "tables": new_tables}
+
+    def _exists(self, schema: str, table: str) -> bool:
+        return self.conn.execute("SELECT count(*) FROM duckdb_tables() WHERE database_name = 'wh' "
+                                 "AND schema_name = ? AND table_name = ?", [schema, table]).fetchone()[0] > 0
+
+    def _sync(self, name: str, source: str, previous: dict | None, ranges, everything: bool,
+              newest_day: date | None, private: bool = False) -> dict:
+        columns = [list(r[:2]) for r in self.conn.execute(f"DESCRIBE {source}").fetchall()]
+        names = {c for c, _ in columns}
+        fresh = previous is None or previous["columns"] != columns
+        units: dict = {} if fresh else dict(previous["units"])
+        units.pop("empty", None)
+        written = 0
+        if TIME_COLUMN in names:
+            if fresh or everything:
+                days = [r[0] for r in self.conn.execute(
+                    f"SELECT DISTINCT CAST(timezone('UTC', {TIME_COLUMN}) AS DATE) FROM {source}").fetchall()]
+                wanted = {d.isoformat() for d in days if d != newest_day}
+                if newest_day in days:
+                    wanted |= {h.strftime("%Y-%m-%dT%H") for h in hours_of(*unit_bounds(newest_day.isoformat()))}
+                units = {}
+            else:
+                wanted = units_to_export(ranges, newest_day, set(units))
+            for unit in sorted(wanted):
+                lo, hi = unit_bounds(unit)
+                for old in [u for u in units if u == unit or (len(unit) == 10 and u.startswith(unit))]:
+                    del units[old]
+                query = (f"SELECT * FROM {source} WHERE {TIME_COLUMN} >= '{lo.isoformat()}'::TIMESTAMPTZ "
+                         f"AND {TIME_COLUMN} < '{hi.isoformat()}'::TIMESTAMPTZ")
+                written += self._export(name, unit, query, units, None, private)
+        else:
+            day = next((c for c in DAY_COLUMNS if c in names), None)
+            if day:
+                prints = {str(r[0]): f"{r[1]}:{r[2]}" for r in self.conn.execute(
+                    f"SELECT {_quote(day)}, count(*), bit_xor(hash(t)) FROM {source} t GROUP BY 1").fetchall()}
+            else:
+                prints = {"all": ":".join(map(str, self.conn.execute(
+                    f"SELECT count(*), bit_xor(hash(t)) FROM {source} t").fetchone()))}
+            for unit in [u for u in units if u not in prints]:
+                del units[unit]
+            for unit, fingerprint in sorted(prints.items()):
+                if unit in units and units[unit].get("fingerprint") == fingerprint:
+                    continue
+                units.pop(unit, None)
+                if day:
+                    condition = f"{_quote(day)} IS NULL" if unit == "None" else f"{_quote(day)} = '{unit}'::DATE"
+                    query = f"SELECT * FROM {source} WHERE {condition}"
+                else:
+                    query = f"SELECT * FROM {source}"
+                written += self._export(name, unit, query, units, fingerprint, private)
+        if not units:  # views need at least one file: an empty one carries the columns
+            self._export(name, "empty", f"SELECT * FROM {source} WHERE false", units, None, private, keep_empty=True)
+        self.result.copied[name] = "full" if fresh else f"{written} files" if written else "unchanged"
+        return {"columns": columns, "units": units}
+
+    def _export(self, name: str, unit: str, query: str, units: dict, fingerprint: str | None, private: bool,
+                keep_empty: bool = False) -> int:
+        directory = self.files_dir.joinpath(*name.split("."))
+        serving_dir(directory)
+        path = directory / f"{unit}.{self.publish_id}.parquet"
+        private_file(path, b"")  # never readable by others, even while it is written
+        rows = self.conn.execute(f"COPY ({query}) TO {_literal(str(path))} (FORMAT parquet, COMPRESSION zstd)"
+                                 ).fetchone()[0]
+        if rows == 0 and not keep_empty:
+            path.unlink()
+            return 0
+        apply_serving_mode(path)  # the readers' mode and group (COMPLIANCE_SERVING_FILE_MODE), owner-only by default
+        size = path.stat().st_size
+        units[unit] = {"path": str(path), "rows": rows, "bytes": size, "fingerprint": fingerprint}
+        self.result.files_written += 1
+        self.result.bytes_written += size
+        return 1
+
+
+def _view_sql(units: dict) -> str:
+    paths = ", ".join(_literal(u["path"]) for _, u in sorted(units.items()))
+    return f"SELECT * FROM read_parquet([{paths}])"
+
+
+def _write_catalog(conn: duckdb.DuckDBPyConnection, serving_path: Path, state: dict, result: PublishResult,
+                   macro: tuple[list[str], str] | None, storage_version: str, warehouse_path: Path) -> None:
+    """A new catalog beside the serving path, renamed over it (same directory: os.replace must not cross
+    filesystems; dot-prefixed so BI file pickers skip it)."""
     tmp = serving_path.with_name(f".{serving_path.name}.{os.getpid()}.publishing")
+    for leftover in (tmp, tmp.with_name(tmp.name + ".wal")):
+        leftover.unlink(missing_ok=True)
     try:
-        private_file(tmp, b"")  # owner-only from its creation, then the configured mode and group
-        shutil.copyfile(shadow, tmp)  # in-kernel copy (sendfile/copy_file_range) on Linux
+        conn.execute(f"ATTACH {_literal(str(tmp))} AS srv (STORAGE_VERSION {_literal(storage_version)})")
+        conn.execute("BEGIN TRANSACTION")
+        for name, table in sorted(state["tables"].items()):
+            schema, relation = name.split(".", 1)
+            if schema != "main":
+                conn.execute(f"CREATE SCHEMA IF NOT EXISTS srv.{_quote(schema)}")
+            conn.execute(f"CREATE VIEW srv.{_quote(schema)}.{_quote(relation)} AS {_view_sql(table['units'])}")
+        if macro is not None:
+            params, definition = macro
+            # The definition names restricted.chat_message_text without a catalog: it resolves inside this file.
+            conn.execute(f"CREATE MACRO srv.main.{SEARCH_MACRO}({', '.join(params)}) AS TABLE {definition}")
+        conn.execute("CREATE SCHEMA srv.serving")
+        conn.execute("""CREATE TABLE srv.serving.published_tables (
+            table_schema VARCHAR, table_name VARCHAR, row_count BIGINT, published_at TIMESTAMPTZ,
+            storage_version VARCHAR, source_warehouse VARCHAR, file_count INTEGER)""")
+        rows = [(*name.split(".", 1), n, result.published_at, storage_version, warehouse_path.name,
+                 len(state["tables"][name]["units"])) for name, n in result.tables.items()]
+        if rows:
+            conn.executemany("INSERT INTO srv.serving.published_tables VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+        conn.execute("COMMIT")
+        conn.execute("CHECKPOINT srv")
+        conn.execute("DETACH srv")  # the file is complete, no WAL left behind
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         apply_serving_mode(tmp)
         os.replace(tmp, serving_path)
     except BaseException:
-        _remove(tmp)
+        for leftover in (tmp, tmp.with_name(tmp.name + ".wal")):
+            leftover.unlink(missing_ok=True)
         raise
     _fsync_directory(serving_path.parent)
-    result.size_bytes = serving_path.stat().st_size
-    result.seconds = time.monotonic() - started
-    return result
 
 
-def _sync_shadow(warehouse_path: Path, shadow: Path, result: PublishResult, include_message_text: bool,
-                 storage_version: str, memory_limit: str | None) -> None:
-    conn = duckdb.connect(config={"memory_limit": memory_limit} if memory_limit else {})
-    try:
-        conn.execute("SET TimeZone = 'UTC'")
-        conn.execute(f"ATTACH {_literal(str(warehouse_path))} AS wh (READ_ONLY)")
-        conn.execute(f"ATTACH {_literal(str(shadow))} AS srv (STORAGE_VERSION {_literal(storage_version)})")
-        tables = conn.execute(
-            f"SELECT schema_name, table_name FROM duckdb_tables() WHERE database_name = 'wh' "
-            f"AND schema_name IN ({', '.join(_literal(s) for s in SERVED_SCHEMAS)}) ORDER BY 1, 2").fetchall()
-        conn.execute("BEGIN TRANSACTION")
-        wanted = {(SERVED_SCHEMAS[s], t) for s, t in tables}
-        for schema in sorted({s for s, _ in wanted} - {"main"}):
-            conn.execute(f"CREATE SCHEMA IF NOT EXISTS srv.{_quote(schema)}")
-        for schema, table in conn.execute(
-                "SELECT schema_name, table_name FROM duckdb_tables() WHERE database_name = 'srv' "
-                f"AND schema_name IN ({', '.join(_literal(s) for s in set(SERVED_SCHEMAS.values()))})").fetchall():
-            if (schema, table) not in wanted:  # a mart dropped from the project
-                conn.execute(f"DROP TABLE srv.{_quote(schema)}.{_quote(table)}")
-        for schema, table in tables:
-            source = f"wh.{_quote(schema)}.{_quote(table)}"
-            target = f"srv.{_quote(SERVED_SCHEMAS[schema])}.{_quote(table)}"
-            result.copied[f"{SERVED_SCHEMAS[schema]}.{table}"] = _sync_table(conn, source, target)
-            result.tables[f"{SERVED_SCHEMAS[schema]}.{table}"] = \
-                conn.execute(f"SELECT count(*) FROM {target}").fetchone()[0]
-        result.message_text_rows = _sync_message_text(conn, include_message_text)
-        _write_publish_info(conn, result, warehouse_path)
-        conn.execute("COMMIT")
-        conn.execute("CHECKPOINT srv")
-        conn.execute("DETACH srv")  # the file is complete, no WAL left behind
-        conn.execute("DETACH wh")
-    finally:
-        conn.close()
-
-
-def _columns(conn: duckdb.DuckDBPyConnection, relation: str) -> list[tuple[str, str]]:
-    return [(r[0], r[1]) for r in conn.execute(f"DESCRIBE {relation}").fetchall()]
-
-
-def _sync_table(conn: duckdb.DuckDBPyConnection, source: str, target: str) -> str:
-    """Make `target` equal to `source`: changed 5-minute buckets only when the table allows it, else whole."""
-    database, schema, table = target.split(".")
-    exists = conn.execute("SELECT count(*) FROM duckdb_tables() WHERE database_name = 'srv' AND schema_name = ? "
-                          "AND table_name = ?", [schema.strip('"'), table.strip('"')]).fetchone()[0]
-    columns = _columns(conn, source)
-    names = {c for c, _ in columns}
-    bucket = next((c for c in BUCKET_COLUMNS if c in names), None)
-    if not exists or _columns(conn, target) != columns or bucket is None or INVOCATION_COLUMN not in names:
-        conn.execute(f"CREATE OR REPLACE TABLE {target} AS SELECT * FROM {source}")
-        return "full"
-    b, inv = _quote(bucket), _quote(INVOCATION_COLUMN)
-    conn.execute(f"""
-        CREATE OR REPLACE TEMP TABLE changed_buckets AS
-        SELECT DISTINCT bucket FROM (
-            (SELECT {b} AS bucket, {inv} AS inv, count(*) AS n FROM {source} GROUP BY ALL
-             EXCEPT
-             SELECT {b}, {inv}, count(*) FROM {target} GROUP BY ALL)
-            UNION ALL
-            (SELECT {b}, {inv}, count(*) FROM {target} GROUP BY ALL
-             EXCEPT
-             SELECT {b}, {inv}, count(*) FROM {source} GROUP BY ALL))""")
-    changed = conn.execute("SELECT count(*) FROM changed_buckets").fetchone()[0]
-    if changed:
-        match = f"{b} IN (SELECT bucket FROM changed_buckets)"
-        null = f"({b} IS NULL AND EXISTS (SELECT 1 FROM changed_buckets WHERE bucket IS NULL))"
-        conn.execute(f"DELETE FROM {target} WHERE {match} OR {null}")
-        conn.execute(f"INSERT INTO {target} SELECT * FROM {source} WHERE {match} OR {null}")
-    conn.execute("DROP TABLE changed_buckets")
-    return f"{changed} buckets" if changed else "unchanged"
-
-
-def _sync_message_text(conn: duckdb.DuckDBPyConnection, include: bool) -> int | None:
-    """The restricted text (by message, block and content hash) and the search macro exactly as dbt defined it in the
-    warehouse. Without text storage, or when the warehouse has neither, the shadow has neither either."""
-    schema, table = TEXT_TABLE
-    target = f"srv.{_quote(schema)}.{_quote(table)}"
-    source = f"wh.{_quote(schema)}.{_quote(table)}"
-    exists = conn.execute("SELECT count(*) FROM duckdb_tables() WHERE database_name = 'wh' AND schema_name = ? "
-                          "AND table_name = ?", [schema, table]).fetchone()[0]
-    macro = conn.execute("SELECT parameters, macro_definition FROM duckdb_functions() WHERE database_name = 'wh' "
-                         "AND function_name = ? AND function_type = 'table_macro'", [SEARCH_MACRO]).fetchone()
-    conn.execute(f"DROP MACRO TABLE IF EXISTS srv.main.{SEARCH_MACRO}")
-    if not include or not exists or macro is None:
-        conn.execute(f"DROP SCHEMA IF EXISTS srv.{_quote(schema)} CASCADE")
-        return None
-    conn.execute(f"CREATE SCHEMA IF NOT EXISTS srv.{_quote(schema)}")
-    conn.execute(f"CREATE TABLE IF NOT EXISTS {target} AS SELECT * FROM {source} WHERE false")
-    key = "message_id, block_index, hash(text)"
-    conn.execute(f"DELETE FROM {target} WHERE ({key}) NOT IN (SELECT ({key}) FROM {source})")
-    conn.execute(f"INSERT INTO {target} SELECT * FROM {source} WHERE ({key}) NOT IN (SELECT ({key}) FROM {target})")
-    params, definition = macro
-    # The definition names restricted.chat_message_text without a catalog: it resolves inside the serving file.
-    conn.execute(f"CREATE MACRO srv.main.{SEARCH_MACRO}({', '.join(params)}) AS TABLE {definition}")
-    return conn.execute(f"SELECT count(*) FROM {target}").fetchone()[0]
-
-
-def _write_publish_info(conn: duckdb.DuckDBPyConnection, result: PublishResult, warehouse_path: Path) -> None:
-    """serving.published_tables: what this file holds and when it was published (a freshness tile for BI)."""
-    conn.execute("CREATE SCHEMA IF NOT EXISTS srv.serving")
-    conn.execute("""CREATE OR REPLACE TABLE srv.serving.published_tables (
-        table_schema VARCHAR, table_name VARCHAR, row_count BIGINT, published_at TIMESTAMPTZ,
-        storage_version VARCHAR, source_warehouse VARCHAR)""")
-    rows = [(*name.split(".", 1), n, result.published_at, result.storage_version, warehouse_path.name)
-            for name, n in result.tables.items()]
-    if rows:
-        conn.executemany("INSERT INTO srv.serving.published_tables VALUES (?, ?, ?, ?, ?, ?)", rows)
+def _collect_garbage(files_dir: Path, state: dict, retain_seconds: float) -> int:
+    """Files no catalog references any more, once older than the retention (readers of an older catalog)."""
+    referenced = {u["path"] for t in state["tables"].values() for u in t["units"].values()}
+    cutoff = time.time() - retain_seconds
+    removed = 0
+    for path in files_dir.rglob("*.parquet"):
+        if str(path) not in referenced and path.stat().st_mtime < cutoff:
+            path.unlink(missing_ok=True)
+            removed += 1
+    for directory in sorted((p for p in files_dir.rglob("*") if p.is_dir()), reverse=True):
+        if not any(directory.iterdir()):
+            shutil.rmtree(directory, ignore_errors=True)
+    return removed
 
 
 def _fsync_directory(directory: Path) -> None:

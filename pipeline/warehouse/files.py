@@ -89,6 +89,17 @@ def prepare_serving_folder(serving_path: Path, env: dict | None = None) -> None:
         os.chmod(folder, 0o710)
 
 
+def serving_dir(path: Path, env: dict | None = None) -> Path:
+    """A folder of published files: owner-only, or group-traversable and readable (0750) with a group serving mode."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR_MODE)
+    mode, gid = serving_mode(env)
+    if gid is not None:
+        os.chown(path, -1, gid)
+    os.chmod(path, 0o750 if mode & 0o060 else PRIVATE_DIR_MODE)
+    return path
+
+
 def sweep_stale_temporaries(folder: Path, pattern: str) -> list[Path]:
     """Remove leftovers of interrupted writes named `<...>.<pid>.<suffix>` whose process is gone (at start)."""
     removed = []

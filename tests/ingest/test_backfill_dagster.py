@@ -1,19 +1,21 @@
 """A 30-day backfill launched the way the UI launches it, on a real Dagster deployment (`dagster dev`: webserver,
-daemon, SQLite instance with the project's dagster.yaml). The run queue is held (max_concurrent_runs: 0) so the
-test measures what the backfill daemon submits without waiting for 30 runs to execute; `bench/bench_backfill.py`
-executes them and reports the wall time."""
+daemon, the project's dagster.yaml, on SQLite and on a real PostgreSQL). The run queue is held
+(max_concurrent_runs: 0) so the test measures what the backfill daemon submits without waiting for 30 runs to
+execute; `bench/bench_backfill.py` executes them and reports the wall time. On PostgreSQL, a day's backfill also runs
+through to the marts run the sensor launches after it (the production path: daemon, queue, pools, sensors)."""
 
 from __future__ import annotations
 
 import time
 from datetime import datetime, timedelta
 
+import duckdb
+import psycopg
 import pytest
-import yaml
 
-from pipeline.config import PROJECT_ROOT
 from simulator.process import SimulatorProcess
 from pipeline.demo.dagster_dev import DagsterDev
+from tests.support.postgres import instance_yaml
 from tests.support.sim import FULL_KEY
 
 FMT = "%Y-%m-%d-%H:%M"
@@ -31,17 +33,22 @@ def windows_of(runs: list[dict]) -> set[datetime]:
     return covered
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def storage(request) -> dict[str, str]:
+    """Environment of the instance: SQLite (embedded default) or DAGSTER_PG_URL of a real PostgreSQL."""
+    return {} if request.param == "sqlite" else {"DAGSTER_PG_URL": request.getfixturevalue("postgres_url")}
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(1200)
-def test_30_day_backfill_is_submitted_as_at_most_31_ranged_runs_covering_every_window(tmp_path):
-    instance = yaml.safe_load((PROJECT_ROOT / "dagster.yaml").read_text())
-    instance["concurrency"]["runs"]["max_concurrent_runs"] = 0
+def test_30_day_backfill_is_submitted_as_at_most_31_ranged_runs_covering_every_window(tmp_path, storage):
+    instance = instance_yaml(postgres=bool(storage), concurrency__runs__max_concurrent_runs=0)
     args = ["--start", "2026-10-01T00:00:00Z", "--days", "31", "--volume", "300", "--rate-limit", "0"]
     with SimulatorProcess(args) as sim:
         env = {"COMPLIANCE_API_BASE_URL": sim.base_url, "ANTHROPIC_COMPLIANCE_ACCESS_KEY": FULL_KEY,
                "COMPLIANCE_WAREHOUSE_PATH": str(tmp_path / "warehouse.duckdb"),
-               "COMPLIANCE_PARTITIONS_START": "2026-10-01T00:00:00Z"}
-        with DagsterDev(tmp_path / "dagster_home", env, instance_yaml=yaml.safe_dump(instance)) as dagster:
+               "COMPLIANCE_PARTITIONS_START": "2026-10-01T00:00:00Z", **storage}
+        with DagsterDev(tmp_path / "dagster_home", env, instance_yaml=instance) as dagster:
             backfill_id = dagster.launch_backfill(["raw", "activities"], "2026-10-02-00:00", "2026-10-31-23:55")
             runs: list[dict] = []
             deadline = time.monotonic() + 720
@@ -55,3 +62,33 @@ def test_30_day_backfill_is_submitted_as_at_most_31_ranged_runs_covering_every_w
     assert sum(len(windows_of([run])) for run in runs) == len(covered), "two runs cover the same window"
     assert len(covered) == EXPECTED
     assert min(covered) == datetime(2026, 10, 2) and max(covered) == datetime(2026, 10, 31, 23, 55)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_on_postgres_a_backfill_runs_through_to_the_marts_the_sensor_launches(tmp_path, postgres_url):
+    args = ["--start", "2026-10-01T00:00:00Z", "--days", "2", "--volume", "300", "--rate-limit", "0",
+            "--chats-per-day", "0"]
+    warehouse = tmp_path / "warehouse.duckdb"
+    with SimulatorProcess(args) as sim:
+        env = {"COMPLIANCE_API_BASE_URL": sim.base_url, "ANTHROPIC_COMPLIANCE_ACCESS_KEY": FULL_KEY,
+               "COMPLIANCE_WAREHOUSE_PATH": str(warehouse), "COMPLIANCE_SERVING_PATH": str(tmp_path / "marts.duckdb"),
+               "COMPLIANCE_PARTITIONS_START": "2026-10-01T00:00:00Z", "DAGSTER_PG_URL": postgres_url}
+        with DagsterDev(tmp_path / "dagster_home", env, instance_yaml=instance_yaml(postgres=True)) as dagster:
+            backfill_id = dagster.launch_backfill(["raw", "activities"], "2026-10-01-00:00", "2026-10-01-23:55")
+            assert dagster.wait_for_backfill(backfill_id, 600) in ("COMPLETED", "COMPLETED_SUCCESS")
+            marts, deadline = [], time.monotonic() + 300
+            while not marts and time.monotonic() < deadline:
+                time.sleep(3)
+                marts = [r for r in dagster.runs("compliance/first_window", "2026-10-01-00:00")
+                         if r["jobName"] == "refresh_marts"]
+            assert marts, "the sensor launched no marts run"
+            assert dagster.wait_for_run(marts[0]["runId"], 600) == "SUCCESS"
+    with psycopg.connect(postgres_url.replace("+psycopg2", "")) as pg:  # the instance really lives in PostgreSQL
+        jobs = dict(pg.execute("SELECT pipeline_name, count(*) FROM runs GROUP BY 1").fetchall())
+    # (the 5-minute schedules also tick while dagster dev runs: more ingest and marts runs than the backfill's)
+    assert jobs.get("refresh_marts", 0) >= 1 and jobs.get("__ASSET_JOB", 0) >= 1
+    with duckdb.connect(str(warehouse), read_only=True) as conn:
+        raw = conn.execute("SELECT count(*) FROM raw.activities WHERE created_at < '2026-10-02'").fetchone()[0]
+        mart = conn.execute("SELECT count(*) FROM marts.activity_overview").fetchone()[0]
+    assert raw > 0 and mart == raw

@@ -1,5 +1,5 @@
-"""Private by default on disk (issue #12): warehouse, spool, shadow and serving files owner-only; the serving file
-gets the configured mode and group at every publish; stale temporary files are swept."""
+"""Private by default on disk (issue #12): warehouse, spool and serving files owner-only; the serving catalog and its
+Parquet files get the configured mode and group at every publish; stale temporary files are swept."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.serving.publish import publish, shadow_path
+from pipeline.serving.publish import files_directory, publish, state_path
 from pipeline.warehouse.activities import PageSpool
 from pipeline.warehouse.connection import open_warehouse
 from pipeline.warehouse.files import FileModeError, serving_mode
@@ -34,17 +34,24 @@ def test_warehouse_and_spool_are_owner_only(tmp_path):
 
 def test_serving_file_modes_after_each_publish(built, tmp_path, monkeypatch):
     serving = tmp_path / "srv" / "marts.duckdb"
-    publish(built.warehouse, serving, include_message_text=False)
-    assert mode(serving.parent) == 0o700 and mode(serving) == 0o600 and mode(shadow_path(serving)) == 0o600
+    publish(built.warehouse, serving, include_message_text=True)
+    files = [p for p in files_directory(serving).rglob("*") if p.is_file()]
+    folders = [files_directory(serving), *(p for p in files_directory(serving).rglob("*") if p.is_dir())]
+    assert files and any("restricted" in p.parts for p in files)
+    assert mode(serving.parent) == 0o700 and mode(serving) == 0o600 and mode(state_path(serving)) == 0o600
+    assert {mode(p) for p in files} == {0o600} and {mode(p) for p in folders} == {0o700}
 
     monkeypatch.setenv("COMPLIANCE_SERVING_FILE_MODE", "640")
     monkeypatch.setenv("COMPLIANCE_SERVING_FILE_GROUP", str(os.getgid()))
     leftover = serving.with_name(f".{serving.name}.999999999.publishing")  # an interrupted publish of a dead pid
     leftover.write_bytes(b"partial")
     for _ in range(2):  # kept across publishes, not undone by the next one
-        publish(built.warehouse, serving, include_message_text=False)
+        publish(built.warehouse, serving, include_message_text=True)
         assert mode(serving) == 0o640 and serving.stat().st_gid == os.getgid()
-        assert mode(shadow_path(serving)) == 0o600
+        files = list(files_directory(serving).rglob("*.parquet"))
+        assert any("restricted" in p.parts for p in files)  # message text too: the reviewers' group searches it
+        assert {mode(p) for p in files} == {0o640} and {p.stat().st_gid for p in files} == {os.getgid()}
+        assert mode(files_directory(serving)) == 0o750
     assert not leftover.exists()
     assert not list(serving.parent.glob("*.publishing"))
 

@@ -9,7 +9,7 @@ import pytest
 
 from pipeline.defs.serve.assets import marts_file
 from pipeline.defs.transform.assets import dbt_activity_marts
-from pipeline.serving.publish import publish
+from pipeline.serving.publish import files_directory, publish
 from tests.transform.marts_build import copy_warehouse, resources
 
 
@@ -54,12 +54,14 @@ def test_search_finds_text_case_insensitively_and_literally(built):
             <= len(hits)
 
 
-def test_search_also_works_in_the_published_file(built, tmp_path):
+def test_search_also_works_in_the_published_file_whose_text_files_are_private(built, tmp_path):
     publish(built.warehouse, tmp_path / "marts.duckdb", include_message_text=True)
     with duckdb.connect(str(tmp_path / "marts.duckdb"), read_only=True) as conn:
         assert conn.execute("SELECT count(*) FROM search_messages('the')").fetchone()[0] > 0
         with pytest.raises(duckdb.Error, match="wildcard"):
             conn.execute("SELECT * FROM search_messages('***')").fetchall()
+    text_files = list(files_directory(tmp_path / "marts.duckdb").joinpath("restricted").rglob("*.parquet"))
+    assert text_files and all(p.stat().st_mode & 0o077 == 0 for p in text_files)
 
 
 def test_no_text_switch_removes_text_everywhere(built, tmp_path, monkeypatch):
@@ -70,7 +72,6 @@ def test_no_text_switch_removes_text_everywhere(built, tmp_path, monkeypatch):
     # the next marts run after the switch: dbt drops the search macro and deletes stored text; the publish that
     # follows copies neither
     result = dg.materialize([dbt_activity_marts, marts_file], resources=resources(built.base_url, warehouse),
-                            partition_key="2026-11-03-00:00",
                             run_config={"ops": {"serve__marts_file": {"config": {"serving_path": str(serving)}}}})
     assert result.success
     assert _texts(warehouse) == []
@@ -84,3 +85,4 @@ def test_no_text_switch_removes_text_everywhere(built, tmp_path, monkeypatch):
             assert restricted == (1 if path == warehouse else 0)
     meta = result.asset_materializations_for_node("serve__marts_file")[0].metadata
     assert meta["message_text_rows"].value == "not published"
+    assert not list(files_directory(serving).joinpath("restricted").rglob("*.parquet"))

@@ -1,8 +1,9 @@
-"""The serving file: complete copies of the marts, atomic replacement, readers never see half a publish and never
-block the pipeline, and a storage format DuckDB 1.x clients open."""
+"""The serving catalog and its Parquet files: complete marts, only what a build changed is written, atomic
+replacement, readers never see half a publish and never block the pipeline, and DuckDB 1.x clients read it."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -15,17 +16,19 @@ import pytest
 
 from pipeline.defs.serve.assets import marts_file
 from pipeline.defs.transform.assets import MART_ASSET_KEYS, dbt_activity_marts
-from pipeline.serving.publish import STORAGE_VERSION, publish
+from pipeline.serving.publish import STORAGE_VERSION, files_directory, publish, state_path
 from tests.transform.marts_build import resources
 
 MARTS = sorted(k.path[-1] for k in MART_ASSET_KEYS)
 
 
 def table_counts(path: Path, schema: str = "main") -> dict[str, int]:
+    """Rows per table of the warehouse's schema, or per view of the serving catalog."""
     with duckdb.connect(str(path), read_only=True) as conn:
         names = [r[0] for r in conn.execute(
-            "SELECT table_name FROM duckdb_tables() WHERE schema_name = ? AND database_name = current_database()",
-            [schema]).fetchall()]
+            "SELECT table_name FROM duckdb_tables() WHERE schema_name = ? AND database_name = current_database() "
+            "UNION ALL SELECT view_name FROM duckdb_views() WHERE schema_name = ? AND NOT internal "
+            "AND database_name = current_database()", [schema, schema]).fetchall()]
         return {n: conn.execute(f'SELECT count(*) FROM {schema}."{n}"').fetchone()[0] for n in names}
 
 
@@ -36,16 +39,31 @@ def test_publish_copies_every_mart_completely(built, tmp_path):
     assert result.tables == {f"main.{k}": v for k, v in table_counts(built.warehouse, "marts").items()}
     with duckdb.connect(str(tmp_path / "marts.duckdb"), read_only=True) as conn:
         info = conn.execute("SELECT count(*), count(DISTINCT published_at), any_value(storage_version) "
-                            "FROM serving.published_tables").fetchone()
+                            "FROM serving.published_tables WHERE table_schema = 'main'").fetchone()
         # default file name: catalog "marts", so `marts.<table>` resolves too (no schema of that name)
         assert conn.execute("SELECT count(*) FROM marts.activity_overview").fetchone()[0] == \
             result.tables["main.activity_overview"]
+        for table in ("activity_overview", "chats"):
+            with duckdb.connect(str(built.warehouse), read_only=True) as wh:
+                assert conn.execute(f"SELECT * FROM {table} ORDER BY ALL").fetchall() == \
+                    wh.execute(f"SELECT * FROM marts.{table} ORDER BY ALL").fetchall()
     assert info == (len(MARTS), 1, STORAGE_VERSION)
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".marts.duckdb.shadow", "marts.duckdb"], \
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".marts.duckdb.state.json", "marts.duckdb", "marts_files"], \
         "no temporary file or WAL left behind"
+    # a day per file, and hours for the newest day (the extra window's day)
+    days = sorted(p.name.split(".")[0] for p in (files_directory(tmp_path / "marts.duckdb") / "main" /
+                                                  "activity_overview").iterdir())
+    assert days == ["2026-11-02", "2026-11-03T00"]
 
 
-def test_publish_copies_only_the_buckets_a_dbt_run_rewrote(built, tmp_path):
+def _record_build(warehouse: Path, start: str, end: str) -> None:
+    """What the dbt step records after rewriting a range (pipeline/warehouse/mart_windows.py)."""
+    with duckdb.connect(str(warehouse)) as conn:
+        conn.execute("INSERT INTO transform.mart_builds VALUES (?::TIMESTAMPTZ, ?::TIMESTAMPTZ, false, now())",
+                     [start, end])
+
+
+def test_publish_writes_only_what_a_build_rewrote(built, tmp_path):
     import shutil
 
     warehouse = tmp_path / "warehouse.duckdb"
@@ -53,19 +71,34 @@ def test_publish_copies_only_the_buckets_a_dbt_run_rewrote(built, tmp_path):
     serving = tmp_path / "bi" / "marts.duckdb"
     first = publish(warehouse, serving, include_message_text=True)
     assert set(first.copied.values()) == {"full"}
-    assert set(publish(warehouse, serving, include_message_text=True).copied.values()) <= {"unchanged", "full"}
-    with duckdb.connect(str(warehouse)) as conn:  # what an incremental dbt run does to a window: rewrite, delete
+    again = publish(warehouse, serving, include_message_text=True)
+    assert set(again.copied.values()) == {"unchanged"} and again.files_written == 0
+    with duckdb.connect(str(warehouse)) as conn:  # what an incremental dbt run does to a range: rewrite, delete
         conn.execute("UPDATE marts.activity_overview SET dbt_invocation_id = 'next-run', outcome = 'unknown' "
                      "WHERE created_5min IN ('2026-11-02 10:00+00', '2026-11-02 10:05+00')")
         conn.execute("DELETE FROM marts.claude_usage WHERE created_5min = '2026-11-02 11:00+00'")
-    again = publish(warehouse, serving, include_message_text=True)
-    assert again.copied["main.activity_overview"] == "2 buckets"
-    assert again.copied["main.claude_usage"] == "1 buckets"
-    assert again.copied["main.billing_monitoring"] == "unchanged"
+        conn.execute("DELETE FROM marts.activity_overview WHERE created_at >= '2026-11-03 00:04+00'")
+    _record_build(warehouse, "2026-11-02 10:00+00", "2026-11-02 11:05+00")
+    _record_build(warehouse, "2026-11-03 00:00+00", "2026-11-03 01:05+00")
+    changed = publish(warehouse, serving, include_message_text=True)
+    # a past day is one file; the newest day's hours: 00 rewritten, 01 has no rows (no file)
+    assert changed.copied["main.activity_overview"] == "2 files"
+    assert changed.copied["main.claude_usage"] == "1 files"  # the extra window has no claude_usage activity
+    assert changed.copied["main.chats"] == "unchanged"
     with duckdb.connect(str(warehouse), read_only=True) as wh, duckdb.connect(str(serving), read_only=True) as bi:
-        for table in ("activity_overview", "claude_usage"):
+        for table in ("activity_overview", "claude_usage", "billing_monitoring"):
             assert bi.execute(f"SELECT * FROM {table} ORDER BY activity_id").fetchall() == \
                 wh.execute(f"SELECT * FROM marts.{table} ORDER BY activity_id").fetchall()
+    # a new day arrives: the previous newest day's hour files are compacted into one day file
+    with duckdb.connect(str(warehouse)) as conn:
+        conn.execute("INSERT INTO raw.activity_attestations SELECT * REPLACE ('2026-11-04 00:00+00'::TIMESTAMPTZ "
+                     "AS window_start) FROM raw.activity_attestations WHERE record_count > 0 LIMIT 1")
+    _record_build(warehouse, "2026-11-04 00:00+00", "2026-11-04 01:05+00")
+    compacted = publish(warehouse, serving, include_message_text=True)
+    assert compacted.copied["main.activity_overview"] == "1 files"
+    state = json.loads(state_path(serving).read_text())
+    assert sorted(state["tables"]["main.activity_overview"]["units"]) == ["2026-11-02", "2026-11-03"]
+    assert table_counts(serving) == table_counts(warehouse, "marts")
 
 
 def test_serve_asset_publishes_after_the_marts(built, tmp_path):

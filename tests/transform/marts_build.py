@@ -6,9 +6,8 @@ pytest process, on first use):
    one chat is then hard-deleted through the API and found by raw/chats_reconciliation;
 2. the marts built through Dagster with a full refresh (dbt_reference + dbt_activity_marts), then
 3. one more 5-minute window (synthetic records: a brand-new unknown type, reconnaissance followed by a privilege
-   escalation, a Compliance API call from an embargoed country, a rejected join proposal) loaded with the
-   ingestion's loader and built through
-   an *incremental* partition run, then
+   escalation, a Compliance API call from an embargoed country, join proposals rejected and approved) loaded with the
+   ingestion's loader and built through an *incremental* marts run (which finds that window as the only change), then
 4. the serving file published (serve/marts_file).
 """
 
@@ -156,7 +155,7 @@ def build(directory: Path) -> MartsBuild:
 
     serve_config = {"ops": {"serve__marts_file": {"config": {"serving_path": str(serving)}}}}
     full = dg.materialize(
-        [dbt_reference, dbt_activity_marts], resources=res, partition_key=f"{DAY}-23:55",
+        [dbt_reference, dbt_activity_marts], resources=res,
         run_config={"ops": {"dbt_activity_marts": {"config": {"full_refresh": True}}}})
     assert full.success
     result = MartsBuild(warehouse=warehouse, serving=serving, base_url=sim.base_url,
@@ -164,14 +163,13 @@ def build(directory: Path) -> MartsBuild:
     result.full_invocation = _invocations(warehouse)[0]
 
     result.extra_ids = load_extra_window(warehouse)
-    incremental = dg.materialize([dbt_activity_marts, marts_file], resources=res, partition_key=EXTRA_WINDOW,
-                                 run_config=serve_config)
+    incremental = dg.materialize([dbt_activity_marts, marts_file], resources=res, run_config=serve_config)
     assert incremental.success
     result.incremental_invocation = [i for i in _invocations(warehouse) if i != result.full_invocation][0]
-    from pipeline.defs.transform.assets import DEFAULT_LOOKBACK_MINUTES, dbt_vars
-    from datetime import timedelta
+    from pipeline.defs.transform.assets import FORWARD_HORIZON, dbt_vars
 
-    result.incremental_vars = dbt_vars(EXTRA_START, EXTRA_END, timedelta(minutes=DEFAULT_LOOKBACK_MINUTES))
+    # the only changed window, widened by the marts' forward horizon
+    result.incremental_vars = dbt_vars(EXTRA_START, EXTRA_END + FORWARD_HORIZON)
     return result
 
 

@@ -1,4 +1,4 @@
-"""Dagster wiring of the dbt project: the pure arg builder, lineage, checks, the seed's freshness."""
+"""Dagster wiring of the dbt project: changed windows to dbt chunks, lineage, checks, the seed's freshness."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from pipeline.config import PROJECT_ROOT
 from pipeline.defs.transform.assets import (
     MART_ASSET_KEYS,
     UNIT_TEST_SPECS,
+    FORWARD_HORIZON,
     build_dbt_args,
     dbt_activity_marts,
     dbt_reference,
@@ -22,39 +23,63 @@ from pipeline.defs.transform.assets import (
     dbt_vars,
 )
 from pipeline.defs.transform.automation import marts_request_for
+from pipeline.defs.transform.tags import FIRST_WINDOW_TAG, LAST_WINDOW_TAG
+from pipeline.warehouse.mart_windows import plan_chunks
 from tests.transform.marts_build import copy_warehouse, resources
 
 UTC = timezone.utc
 START, END = datetime(2026, 11, 3, 10, 5, tzinfo=UTC), datetime(2026, 11, 3, 10, 10, tzinfo=UTC)
 
 
-def test_partition_window_becomes_dbt_vars_with_the_lookback():
-    assert dbt_vars(START, END, timedelta(minutes=60)) == {"min_date": "2026-11-03T09:05:00+00:00",
-                                                           "max_date": "2026-11-03T10:10:00+00:00"}
-    args = build_dbt_args((START, END), lookback=timedelta(minutes=15))
+def W(hour: int, minute: int) -> datetime:
+    return datetime(2026, 11, 3, hour, minute, tzinfo=UTC)
+
+
+def test_changed_windows_become_chunks_widened_by_the_horizon_and_merged():
+    counts = {W(10, m): 10 for m in range(0, 60, 5)}
+    # the newest window and a late row 20 minutes earlier: one range up to the newest window + horizon
+    assert plan_chunks([W(10, 40), W(10, 20)], counts, horizon=timedelta(minutes=30), budget=1000) == \
+        [(W(10, 20), W(11, 15))]
+    # no horizon, far apart, within budget: joined with the (unchanged) windows in between
+    assert plan_chunks([W(10, 0), W(10, 50)], counts, horizon=timedelta(0), budget=1000) == [(W(10, 0), W(10, 55))]
+    # same, but the union exceeds the budget: two chunks, the windows in between are not rebuilt
+    assert plan_chunks([W(10, 0), W(10, 50)], counts, horizon=timedelta(0), budget=15) == \
+        [(W(10, 0), W(10, 5)), (W(10, 50), W(10, 55))]
+    assert plan_chunks([], counts, horizon=timedelta(hours=1), budget=10) == []
+
+
+def test_a_range_above_the_budget_is_split_and_a_big_window_stays_whole():
+    counts = {W(10, 0): 30, W(10, 5): 30, W(10, 10): 30, W(10, 15): 500}
+    chunks = plan_chunks(list(counts), counts, horizon=timedelta(0), budget=60)
+    assert chunks == [(W(10, 0), W(10, 10)), (W(10, 10), W(10, 15)), (W(10, 15), W(10, 20))]
+    covered = [w for w in counts if any(s <= w < e for s, e in chunks)]
+    assert covered == list(counts)  # never a window missed
+
+
+def test_chunk_becomes_dbt_vars_and_only_a_full_refresh_recreates():
+    assert dbt_vars(START, END) == {"min_date": "2026-11-03T10:05:00+00:00", "max_date": "2026-11-03T10:10:00+00:00"}
+    args = build_dbt_args((START, END))
     assert args == ["build", "--vars",
-                    '{"max_date": "2026-11-03T10:10:00+00:00", "min_date": "2026-11-03T09:50:00+00:00"}']
-
-
-def test_full_refresh_drops_the_window():
-    assert build_dbt_args((START, END), full_refresh=True) == ["build", "--full-refresh"]
-    assert build_dbt_args(None) == ["build"]
+                    '{"max_date": "2026-11-03T10:10:00+00:00", "min_date": "2026-11-03T10:05:00+00:00"}']
+    assert build_dbt_args((START, END), full_refresh=True) == [*args, "--full-refresh"]
 
 
 def test_dbt_project_declares_the_var_defaults():
     text = (PROJECT_ROOT / "dbt_project" / "dbt_project.yml").read_text()
     assert 'min_date: "2000-01-01T00:00:00+00:00"' in text and 'max_date: "9999-12-31T00:00:00+00:00"' in text
+    assert FORWARD_HORIZON == timedelta(hours=1)  # reconnaissance_lookback, read from dbt_project.yml
 
 
-def test_marts_run_follows_the_ingested_partition_or_range():
+def test_marts_run_follows_ingestion_runs_of_activity_windows():
     single = dg.DagsterRun(job_name="ingest_activities", run_id="r1", tags={"dagster/partition": "2026-11-03-10:05"})
-    assert marts_request_for(single).partition_key == "2026-11-03-10:05"
+    request = marts_request_for(single)
+    assert request.partition_key is None and request.tags[LAST_WINDOW_TAG] == "2026-11-03-10:05"
     ranged = dg.DagsterRun(job_name="ingest_activities", run_id="r2",
                            tags={ASSET_PARTITION_RANGE_START_TAG: "2026-11-03-09:00",
                                  ASSET_PARTITION_RANGE_END_TAG: "2026-11-03-09:55"})
     request = marts_request_for(ranged)
-    assert request.tags[ASSET_PARTITION_RANGE_START_TAG] == "2026-11-03-09:00"
-    assert request.run_key == "marts-after-r2"
+    assert request.tags[FIRST_WINDOW_TAG] == "2026-11-03-09:00" and request.run_key == "marts-after-r2"
+    assert ASSET_PARTITION_RANGE_START_TAG not in request.tags  # the marts job is not partitioned
     assert marts_request_for(dg.DagsterRun(job_name="x", run_id="r3", tags={})) is None
 
 
@@ -62,16 +87,14 @@ def test_marts_run_follows_ui_backfills_but_not_other_asset_runs():
     backfill = dg.DagsterRun(job_name="__ASSET_JOB", run_id="b1", asset_selection={dg.AssetKey(["raw", "activities"])},
                              tags={ASSET_PARTITION_RANGE_START_TAG: "2026-11-03-00:00",
                                    ASSET_PARTITION_RANGE_END_TAG: "2026-11-03-23:55"})
-    assert marts_request_for(backfill).tags[ASSET_PARTITION_RANGE_END_TAG] == "2026-11-03-23:55"
+    assert marts_request_for(backfill).tags[LAST_WINDOW_TAG] == "2026-11-03-23:55"
     marts = dg.DagsterRun(job_name="refresh_marts", run_id="m1", asset_selection={dg.AssetKey(["serve", "marts_file"])},
-                          tags={"dagster/partition": "2026-11-03-10:05"})
+                          tags={})
     assert marts_request_for(marts) is None
 
 
-def test_partitioned_dbt_assets_match_the_ingestion_and_run_in_pool_duckdb():
-    from pipeline.defs.ingest.partitions import activity_partitions
-
-    assert dbt_activity_marts.partitions_def == activity_partitions
+def test_dbt_assets_are_unpartitioned_and_run_in_pool_duckdb():
+    assert dbt_activity_marts.partitions_def is None
     assert dbt_activity_marts.op.pool == dbt_reference.op.pool == "duckdb"
     assert len(MART_ASSET_KEYS) == 17
     assert set(MART_ASSET_KEYS) <= set(dbt_activity_marts.keys)
@@ -156,8 +179,7 @@ def test_dbt_exposures_name_the_16_dashboards():
 def test_fresh_warehouse_builds_before_any_alert_or_chat_exists(tmp_path):
     """dbt builds on a warehouse with no data at all (no monitors.alerts, no chats): empty marts, no failure."""
     warehouse = tmp_path / "empty.duckdb"
-    result = dg.materialize([dbt_activity_marts], resources=resources("http://127.0.0.1:9", warehouse),
-                            partition_key="2026-11-03-00:00")
+    result = dg.materialize([dbt_activity_marts], resources=resources("http://127.0.0.1:9", warehouse))
     assert result.success
     with duckdb.connect(str(warehouse), read_only=True) as conn:
         assert conn.execute("SELECT count(*) FROM marts.alerts").fetchone()[0] == 0

@@ -128,7 +128,7 @@ def test_geo_ua_and_embargo_columns_come_from_the_enrichment_tables(wh):
 # ------------------------------------------------------------------------------------------------ incremental
 
 
-def test_a_new_window_rewrites_only_its_window_plus_lookback(wh, built):
+def test_a_new_window_rewrites_only_its_window_plus_the_forward_horizon(wh, built):
     lo, hi = built.incremental_vars["min_date"], built.incremental_vars["max_date"]
     for table in ["staging.stg_activities", "intermediate.int_activities", "marts.activity_overview",
                   *(f"marts.{m}" for m in ACTIVITY_MARTS), "marts.user_agent_analysis"]:

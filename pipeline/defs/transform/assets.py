@@ -1,42 +1,51 @@
-"""dbt models as Dagster assets, in two groups of one manifest (the DOP "partitioned vs unpartitioned" split):
+"""dbt models as Dagster assets, in two groups of one manifest:
 
 - `dbt_activity_marts`: everything tagged `partitioned` (staging and intermediate activities, the 15 activity marts,
-  chats, alerts), on the same 5-minute partitions as `raw/activities`. A run passes its partition window to dbt as
-  vars `min_date` / `max_date` (minus a lookback for late rows): incremental models delete and rebuild that window
-  only, so a new 5-minute window never rebuilds history. `full_refresh` (launchpad config) rebuilds everything.
+  chats, alerts). *Unpartitioned* assets whose run rebuilds exactly the windows the ingestion changed since the last
+  marts build (pipeline/warehouse/mart_windows.py), in chunks of at most `COMPLIANCE_MARTS_CHUNK_ACTIVITIES`
+  activities, one `dbt build --vars {min_date, max_date}` per chunk: incremental models delete and rebuild that range
+  only. One materialization per model per run, whatever the number of 5-minute windows (README: Marts, why). Late
+  rows, re-pulls and backfills are all "changed windows"; `full_refresh` (launchpad config) recreates every table
+  and rebuilds all windows, chunk by chunk.
 - `dbt_reference`: seeds (catalog, rules, embargo list, endpoints) and views (dimensions, chats staging, type
   classification). They change with the code, not with the data: automation materializes them when missing or when
-  their code version changes, and the partitioned step builds them itself on a fresh warehouse.
+  their code version changes, and the marts step builds them itself on a fresh warehouse.
 
-dbt data tests are asset checks (dagster-dbt); dbt unit tests, which dagster-dbt does not surface, are asset checks of
-`dbt_unit_tests`. Every step that opens the warehouse runs in the pool "duckdb".
+dbt data tests are asset checks (dagster-dbt), run by each chunk on its range; dbt unit tests, which dagster-dbt does
+not surface, are asset checks of `dbt_unit_tests`. Every step that opens the warehouse runs in the pool "duckdb".
 """
 
 
 import json
+import re
 from collections.abc import Iterator, Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import dagster as dg
+import yaml
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
 from pydantic import Field
 
-from pipeline.defs.ingest.partitions import activity_partitions
 from pipeline.defs.resources import WarehouseResource
-from pipeline.defs.transform.project import dbt_environment, dbt_project
+from pipeline.defs.transform.project import DBT_PROJECT_DIR, dbt_environment, dbt_project
 from pipeline.monitors.alerts import ensure_alerts_table
 from pipeline.monitors.config import load_config
 from pipeline.monitors.dbt_rules import write_macro
 from pipeline.warehouse.chats import CHATS_DDL
 from pipeline.warehouse.connection import open_warehouse
 from pipeline.warehouse.directory import DIRECTORY_DDL
+from pipeline.warehouse.mart_windows import ChangedWindows, plan_chunks, read_changes, record_build
+from pipeline.settings import load_settings
 from pipeline.warehouse.schema import ensure_schema
 
 PARTITIONED = "tag:partitioned"
 PARTITIONED_SOURCES = {("raw", "activities"), ("raw", "chats")}  # written by the 5-minute ingestion assets
 UNIT_TESTS = "test_type:unit"
-DEFAULT_LOOKBACK_MINUTES = 60
+# COMPLIANCE_MARTS_CHUNK_ACTIVITIES (default 100k, pipeline.settings): 100k activities per dbt invocation keep the
+# dbt process under 1 GB at the default COMPLIANCE_DBT_MEMORY_LIMIT
+# (250k ran out of DuckDB memory in the marts that join raw payloads); a 5-minute tick or three demo-volume days
+# are one invocation, a 1M-activity day about ten.
 
 MANIFEST: Mapping[str, Any] = json.loads(dbt_project.manifest_path.read_text())
 
@@ -47,31 +56,54 @@ MANIFEST: Mapping[str, Any] = json.loads(dbt_project.manifest_path.read_text())
 class DbtRunConfig(dg.Config):
     full_refresh: bool = Field(
         default=False,
-        description="Rebuild every model from all raw data (`dbt build --full-refresh`) instead of the run's window.",
-    )
-    lookback_minutes: int = Field(
-        default=DEFAULT_LOOKBACK_MINUTES,
-        description="Minutes before the partition window that are rebuilt too: rows indexed late are re-pulled by "
-                    "the ingestion for an hour (COMPLIANCE_REPULL_MINUTES), and a run for the newest window then "
-                    "picks them up.",
+        description="Recreate every mart and rebuild all windows from raw data (chunk by chunk), instead of only the "
+                    "windows ingested since the last build.",
     )
 
 
-def dbt_vars(start: datetime, end: datetime, lookback: timedelta) -> dict[str, str]:
-    """The window [min_date, max_date) a partitioned run rebuilds, as ISO timestamps in UTC."""
-    return {"min_date": (start - lookback).astimezone(timezone.utc).isoformat(),
+def parse_interval(text: str) -> timedelta:
+    """'1 hour', '30 minutes' (the dbt var's DuckDB interval literal) as a timedelta."""
+    match = re.fullmatch(r"\s*(\d+)\s*(minute|hour|day)s?\s*", text)
+    if not match:
+        raise ValueError(f"dbt var reconnaissance_lookback: not an interval of minutes, hours or days: {text!r}")
+    return timedelta(**{f"{match.group(2)}s": int(match.group(1))})
+
+
+def _project_vars() -> dict[str, Any]:
+    return yaml.safe_load((DBT_PROJECT_DIR / "dbt_project.yml").read_text())["vars"]
+
+
+# How far after a changed window the marts must be recomputed: identity_access_auth counts reconnaissance in the
+# span before each privilege change (one value, in dbt_project.yml).
+FORWARD_HORIZON = parse_interval(_project_vars()["reconnaissance_lookback"])
+
+
+def chunk_activities() -> int:
+    """COMPLIANCE_MARTS_CHUNK_ACTIVITIES, validated in pipeline.settings."""
+    return load_settings().marts_chunk_activities
+
+
+def dbt_vars(start: datetime, end: datetime) -> dict[str, str]:
+    """The range [min_date, max_date) one dbt invocation rebuilds, as ISO timestamps in UTC."""
+    return {"min_date": start.astimezone(timezone.utc).isoformat(),
             "max_date": end.astimezone(timezone.utc).isoformat()}
 
 
-def build_dbt_args(window: tuple[datetime, datetime] | None, *, full_refresh: bool = False,
-                   lookback: timedelta = timedelta(minutes=DEFAULT_LOOKBACK_MINUTES)) -> list[str]:
-    """dbt CLI arguments of one run (dagster-dbt adds the selection). A full refresh drops the window: dbt then uses
-    the all-time defaults of dbt_project.yml."""
-    if full_refresh:
-        return ["build", "--full-refresh"]
-    if window is None:
-        return ["build"]
-    return ["build", "--vars", json.dumps(dbt_vars(window[0], window[1], lookback), sort_keys=True)]
+def build_dbt_args(chunk: tuple[datetime, datetime], *, full_refresh: bool = False) -> list[str]:
+    """dbt CLI arguments of one chunk (dagster-dbt adds the selection). A full refresh recreates the tables from its
+    first chunk (the window filter applies to a recreating run too); the later chunks append."""
+    args = ["build", "--vars", json.dumps(dbt_vars(*chunk), sort_keys=True)]
+    return args + ["--full-refresh"] if full_refresh else args
+
+
+def marts_chunks(changes: ChangedWindows, budget: int, now: datetime) -> list[tuple[datetime, datetime]]:
+    """The chunks of a run; nothing changed: one empty range (dbt still refreshes chats and alerts, and a full refresh
+    of an empty warehouse still creates the tables)."""
+    chunks = plan_chunks(changes.windows, changes.counts, horizon=FORWARD_HORIZON, budget=budget)
+    if not chunks:
+        edge = now.replace(microsecond=0)
+        chunks = [(edge, edge)]
+    return chunks
 
 
 # ---------------------------------------------------------------------------------------------------------- assets
@@ -87,13 +119,11 @@ class ComplianceDbtTranslator(DagsterDbtTranslator):
 
     def get_partition_mapping(self, dbt_resource_props: Mapping[str, Any],
                               dbt_parent_resource_props: Mapping[str, Any]) -> dg.PartitionMapping | None:
-        # An unpartitioned view over a 5-minute-partitioned source reads its newest state; depending on all of its
-        # partitions would make Dagster enumerate tens of thousands of them at every run.
+        # Every dbt asset is unpartitioned and reads the newest state of the 5-minute-partitioned sources; depending
+        # on all of their partitions would make Dagster enumerate tens of thousands of them at every run.
         partitioned_parent = tuple(dbt_parent_resource_props.get("meta", {}).get("dagster", {}).get("asset_key", [])) \
             in PARTITIONED_SOURCES
-        if partitioned_parent and "partitioned" not in dbt_resource_props.get("tags", []):
-            return dg.LastPartitionMapping()
-        return None
+        return dg.LastPartitionMapping() if partitioned_parent else None
 
     def get_automation_condition(self, dbt_resource_props: Mapping[str, Any]) -> dg.AutomationCondition | None:
         if dbt_resource_props["resource_type"] in ("model", "seed") and \
@@ -119,12 +149,18 @@ def _reference_relations(manifest: Mapping[str, Any]) -> list[tuple[str, str]]:
 
 
 REFERENCE_RELATIONS = _reference_relations(MANIFEST)
+# The tables dbt_activity_marts builds (activity layer, marts): if one is missing, every window is rebuilt.
+MART_RELATIONS = sorted(
+    (node["schema"], node.get("alias") or node["name"])
+    for node in MANIFEST["nodes"].values()
+    if node["resource_type"] == "model" and "partitioned" in node.get("tags", []))
 
 
 def prepare_warehouse(warehouse: WarehouseResource) -> list[tuple[str, str]]:
     """Create the raw tables dbt reads if no ingestion created them yet (the ingestion's own DDL); return the
-    reference relations that are missing. Also: the marts' rule matching follows the monitors' configuration
-    (pipeline/monitors/dbt_rules.py) and monitors.alerts has its current columns (the alerts mart reads them)."""
+    reference relations that are missing (and, as the last item, `("*", "marts")` when a marts table is missing).
+    Also: the marts' rule matching follows the monitors' configuration (pipeline/monitors/dbt_rules.py) and
+    monitors.alerts has its current columns (the alerts mart reads them)."""
     write_macro(load_config())
     with open_warehouse(warehouse.path, memory_limit=warehouse.memory_limit) as conn:
         ensure_schema(conn)
@@ -135,7 +171,11 @@ def prepare_warehouse(warehouse: WarehouseResource) -> list[tuple[str, str]]:
             "SELECT schema_name, table_name FROM duckdb_tables() WHERE database_name = current_database() "
             "UNION ALL SELECT schema_name, view_name FROM duckdb_views() WHERE database_name = current_database()"
         ).fetchall())
-    return [rel for rel in REFERENCE_RELATIONS if rel not in existing]
+    missing = [rel for rel in REFERENCE_RELATIONS if rel not in existing]
+    return missing + ([MARTS_MISSING] if any(rel not in existing for rel in MART_RELATIONS) else [])
+
+
+MARTS_MISSING = ("*", "marts")
 
 
 @dbt_assets(
@@ -159,25 +199,46 @@ def dbt_reference(context: dg.AssetExecutionContext, dbt: DbtCliResource, wareho
     select=PARTITIONED,
     exclude=UNIT_TESTS,
     name="dbt_activity_marts",
-    partitions_def=activity_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
     dagster_dbt_translator=translator,
     pool="duckdb",
 )
 def dbt_activity_marts(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource,
                        config: DbtRunConfig):
-    window = context.partition_time_window
-    args = build_dbt_args((window.start, window.end), full_refresh=config.full_refresh,
-                          lookback=timedelta(minutes=config.lookback_minutes))
+    budget = chunk_activities()
     missing = prepare_warehouse(warehouse)
+    # A marts table missing (fresh warehouse, dropped by hand): what was recorded as built is gone, rebuild it all.
+    full = config.full_refresh or MARTS_MISSING in missing
+    missing = [rel for rel in missing if rel != MARTS_MISSING]
+    with open_warehouse(warehouse.path, memory_limit=warehouse.memory_limit) as conn:
+        changes = read_changes(conn, full=full)
+    started = datetime.now(timezone.utc)
+    chunks = marts_chunks(changes, budget, started)
+    rows = sum(n for w, n in changes.counts.items() if any(s <= w < e for s, e in chunks))
+    context.log.info(f"{len(changes.windows)} changed 5-minute windows -> {len(chunks)} dbt invocation(s), "
+                     f"{rows:,} activities, {chunks[0][0].isoformat()} .. {chunks[-1][1].isoformat()}")
     with dbt_environment(warehouse.path):
         if missing:
             # A fresh warehouse: the seeds and views this step reads are built first (their own assets will be
             # materialized by automation later; this only makes the step independent of that ordering).
             context.log.info(f"building the reference layer first, missing: {missing}")
             dbt.cli(["build", "--exclude", f"{PARTITIONED} {UNIT_TESTS}"], raise_on_error=True).wait()
-        context.log.info(f"dbt {' '.join(args)}")
-        yield from dbt.cli(args, context=context).stream()
+        for number, chunk in enumerate(chunks, start=1):
+            args = build_dbt_args(chunk, full_refresh=full and number == 1)
+            context.log.info(f"chunk {number}/{len(chunks)}: dbt {' '.join(args)}")
+            invocation = dbt.cli(args, context=context)
+            if number < len(chunks):
+                # Earlier chunks: built and tested on their range (a failing test fails the step); only the last one
+                # reports to Dagster, so each model records one materialization per run.
+                invocation.wait()
+            else:
+                yield from invocation.stream()
+    if set(context.selected_asset_keys) != set(context.assets_def.keys):
+        # A subset (some models picked in the UI): the other models did not see these windows; the next full run
+        # rebuilds them for all.
+        context.log.info("subset of the dbt models: the changed windows stay pending for the next full marts run")
+        return
+    with open_warehouse(warehouse.path, memory_limit=warehouse.memory_limit) as conn:
+        record_build(conn, changes, chunks, started)
 
 
 # ------------------------------------------------------------------------------------------------ unit tests

@@ -1,18 +1,22 @@
-"""When the marts are rebuilt: right after each successful ingestion of activity windows (same partition or range),
-whichever way it was launched, plus the jobs to launch by hand (full refresh: materialize with config `full_refresh: true`)."""
+"""When the marts are rebuilt: right after each successful ingestion of activity windows, whichever way it was launched
+(the run rebuilds whatever windows changed since the last build, so one queued marts run serves any number of
+ingestion runs), plus the jobs to launch by hand (full refresh: materialize with config `full_refresh: true`)."""
 
 import dagster as dg
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG, PARTITION_NAME_TAG
 
+
 from pipeline.defs.ingest.assets import raw_activities
 from pipeline.defs.ingest.schedules import ingest_activities_job
 from pipeline.defs.serve.assets import marts_file
+from pipeline.defs.transform.tags import AFTER_RUN_TAG, FIRST_WINDOW_TAG, LAST_WINDOW_TAG
 from pipeline.defs.transform.assets import dbt_activity_marts, dbt_reference, dbt_unit_tests
 
 refresh_marts_job = dg.define_asset_job(
     "refresh_marts",
     selection=dg.AssetSelection.assets(dbt_activity_marts, marts_file) - dg.AssetSelection.checks(dbt_unit_tests),
-    description="Rebuild the partition window of every mart (dbt, incremental) and publish the serving file.",
+    description="Rebuild the windows ingested since the last build in every mart (dbt, incremental) and publish "
+                "the serving file.",
 )
 reference_job = dg.define_asset_job(
     "refresh_dbt_reference",
@@ -32,17 +36,18 @@ def ingested_activities(run: dg.DagsterRun) -> bool:
 
 
 def marts_request_for(run: dg.DagsterRun) -> dg.RunRequest | None:
-    """The same window(s) the ingestion run loaded, for the marts job (pure: unit-tested)."""
+    """A marts run after an ingestion run (pure: unit-tested). The marts job is unpartitioned: it rebuilds every
+    window changed since its last build; the tags only say which ingestion triggered it (for people and the demo)."""
     if not ingested_activities(run):
         return None
     tags = run.tags
-    if ASSET_PARTITION_RANGE_START_TAG in tags and ASSET_PARTITION_RANGE_END_TAG in tags:
-        first, last = tags[ASSET_PARTITION_RANGE_START_TAG], tags[ASSET_PARTITION_RANGE_END_TAG]
-        return dg.RunRequest(run_key=f"marts-after-{run.run_id}",
-                             tags={ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last})
-    if PARTITION_NAME_TAG in tags:
-        return dg.RunRequest(run_key=f"marts-after-{run.run_id}", partition_key=tags[PARTITION_NAME_TAG])
-    return None
+    windows = ((tags[ASSET_PARTITION_RANGE_START_TAG], tags[ASSET_PARTITION_RANGE_END_TAG])
+               if ASSET_PARTITION_RANGE_START_TAG in tags and ASSET_PARTITION_RANGE_END_TAG in tags
+               else (tags[PARTITION_NAME_TAG],) * 2 if PARTITION_NAME_TAG in tags else None)
+    if windows is None:
+        return None
+    return dg.RunRequest(run_key=f"marts-after-{run.run_id}",
+                         tags={AFTER_RUN_TAG: run.run_id, FIRST_WINDOW_TAG: windows[0], LAST_WINDOW_TAG: windows[1]})
 
 
 @dg.run_status_sensor(
@@ -50,12 +55,18 @@ def marts_request_for(run: dg.DagsterRun) -> dg.RunRequest | None:
     request_job=refresh_marts_job,  # every job of the code location is watched: backfills run as __ASSET_JOB
     default_status=dg.DefaultSensorStatus.RUNNING,
     minimum_interval_seconds=15,
-    description="After each successful ingestion of activity windows: rebuild those windows of the marts.",
+    description="After each successful ingestion of activity windows: rebuild the changed windows of the marts "
+                "(not when a marts run is already queued: it will pick these windows up).",
 )
 def marts_after_ingestion(context: dg.RunStatusSensorContext):
     request = marts_request_for(context.dagster_run)
     if request is None:
         return dg.SkipReason(f"run {context.dagster_run.run_id} loaded no activity window")
+    queued = context.instance.get_run_records(dg.RunsFilter(
+        job_name=refresh_marts_job.name, statuses=[dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED]),
+        limit=1)
+    if queued:
+        return dg.SkipReason(f"marts run {queued[0].dagster_run.run_id} is queued: it rebuilds these windows too")
     return request
 
 

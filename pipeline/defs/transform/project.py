@@ -70,7 +70,7 @@ def dbt_resource() -> DbtCliResource:
 def dbt_environment(warehouse_path: str) -> Iterator[None]:
     """Environment of a dbt invocation: profiles.yml reads the warehouse file from it (an absolute path: dbt runs in
     dbt_project/). Restored afterwards, so in-process runs (tests) do not leak. dbt's memory limit is its own
-    (COMPLIANCE_DBT_MEMORY_LIMIT, default 2GB): several models run at once in one DuckDB instance."""
+    (COMPLIANCE_DBT_MEMORY_LIMIT, default 512MB): several models run at once in one DuckDB instance."""
     wanted = {"COMPLIANCE_WAREHOUSE_PATH": str(Path(warehouse_path).resolve())}
     saved = {key: os.environ.get(key) for key in wanted}
     os.environ.update(wanted)

@@ -18,7 +18,8 @@ payloads as (
             when 'VARCHAR' then [raw ->> '$.audience']
         end                                                         as audience_types
     from {{ ref('stg_activities') }}
-    where true {{ window_filter('created_at') }}
+    -- only this mart's activities: a chunk's join never holds every raw payload of the range
+    where true {{ window_filter('created_at') }} and activity_id in (select activity_id from activities)
 
 ),
 

@@ -10,7 +10,7 @@ with activities as (
 payloads as (
 
     select activity_id, raw from {{ ref('stg_activities') }}
-    where true {{ window_filter('created_at') }}
+    where true {{ window_filter('created_at') }} and activity_id in (select activity_id from activities)
 
 ),
 

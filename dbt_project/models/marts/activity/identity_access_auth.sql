@@ -10,7 +10,7 @@ with activities as (
 payloads as (
 
     select activity_id, raw from {{ ref('stg_activities') }}
-    where true {{ window_filter('created_at') }}
+    where true {{ window_filter('created_at') }} and activity_id in (select activity_id from activities)
 
 ),
 
@@ -19,9 +19,9 @@ reconnaissance as (
     -- listing / viewing of users, groups, members and invites, by any actor, including the hour before the window
     select actor_identity, created_at
     from {{ ref('int_activities') }}
-    -- (all history while reference changes are applied: rebuilt rows outside the window need their prior hour)
+    -- (all history while reference changes are applied: rebuilt rows outside the range need their prior hour)
     where is_reconnaissance and actor_identity is not null
-        {{ window_filter('created_at', lookback='1 hour', all_history_on_reference_change=true) }}
+        {{ window_filter('created_at', lookback=var('reconnaissance_lookback'), all_history_on_reference_change=true) }}
 
 ),
 

@@ -1,0 +1,177 @@
+"""Real scale: marts over 1M-activity days, and the 5-minute tick on top of 1, 3 and 7 days of such history.
+
+Setup: the simulator serves BENCH_SCALE_DAYS (default 7) days of BENCH_SCALE_VOLUME (default 1,000,000) activities
+a day, plus one more day for the ticks. History grows in steps (1 day, then to 3, then to 7): each step is one ranged
+ingestion run of raw/activities with the monitors, then one marts run (dbt_activity_marts + serve/marts_file) that
+rebuilds the days just ingested. After each step, the *tick* as production runs it every 5 minutes: the newest window
+ingested with the monitors (one run), then the marts run (dbt + publish). Each phase is reported with its Dagster
+overhead (run start to first step), event count and the peak resident memory of the Dagster process and of its dbt
+subprocess (sampled every 0.2 s). Ratios, not absolute times: 7-day tick / 1-day tick (target <= 1.3).
+
+    python -m bench bench_scale            (BENCH_SCALE_VOLUME, BENCH_SCALE_DAYS="1,3,7" to vary)
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import threading
+import time
+from datetime import date, timedelta
+from pathlib import Path
+
+os.environ.setdefault("COMPLIANCE_PARTITIONS_START", "2026-10-01T00:00:00Z")
+
+import dagster as dg  # noqa: E402
+import psutil  # noqa: E402
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG  # noqa: E402
+
+from bench.common import FULL_KEY, report  # noqa: E402
+from simulator.process import SimulatorProcess  # noqa: E402
+
+VOLUME = int(os.environ.get("BENCH_SCALE_VOLUME", "1000000"))
+STEPS = [int(d) for d in os.environ.get("BENCH_SCALE_DAYS", "1,3,7").split(",")]
+FIRST_DAY = date(2026, 11, 2)  # a Monday
+
+
+class PeakMemory:
+    """Peak RSS of this process and of its largest dbt child while the block runs (the simulator, also a child,
+    is not counted)."""
+
+    def __init__(self):
+        self.own = self.child = 0.0
+        self._stop = threading.Event()
+
+    def __enter__(self):
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self):
+        me = psutil.Process()
+        while not self._stop.is_set():
+            try:
+                self.own = max(self.own, me.memory_info().rss / 2**20)
+                for child in me.children(recursive=True):
+                    try:
+                        if not any(part.endswith("dbt") for part in child.cmdline()[:2]):
+                            continue
+                        self.child = max(self.child, child.memory_info().rss / 2**20)
+                    except psutil.Error:
+                        pass
+            except psutil.Error:
+                pass
+            time.sleep(0.2)
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+
+def run_figures(instance: dg.DagsterInstance, result, seconds: float, memory: PeakMemory) -> dict:
+    """Wall time, Dagster's time before the first step, step times, events recorded, peak memory."""
+    from dagster._core.events import DagsterEventType
+
+    records = instance.all_logs(result.run_id)
+
+    def times(kind):
+        return [r.timestamp for r in records if r.dagster_event and r.dagster_event.event_type == kind]
+
+    start = min(times(DagsterEventType.RUN_START))
+    first_step = min(times(DagsterEventType.STEP_START), default=start)
+    steps = {s.step_key: (s.end_time or 0) - (s.start_time or 0) for s in instance.get_run_step_stats(result.run_id)}
+    materializations = len(times(DagsterEventType.ASSET_MATERIALIZATION))
+    return {"seconds": seconds, "before_first_step": first_step - start, "steps": steps, "events": len(records),
+            "materializations": materializations, "rss": memory.own, "dbt_rss": memory.child}
+
+
+def timed(instance, assets, resources, **kwargs) -> dict:
+    with PeakMemory() as memory:
+        started = time.perf_counter()
+        result = dg.materialize(assets, resources=resources, instance=instance, **kwargs)
+        seconds = time.perf_counter() - started
+    assert result.success
+    figures = run_figures(instance, result, seconds, memory)
+    figures["result"] = result
+    return figures
+
+
+def step(figures: dict, name: str) -> float:
+    return next((v for k, v in figures["steps"].items() if name in k), 0.0)
+
+
+def main() -> None:
+    from pipeline.defs.ingest.assets import raw_activities
+    from pipeline.defs.monitors import activity_monitors
+    from pipeline.defs.resources import ComplianceAPIResource, GeoIPResource, WarehouseResource
+    from pipeline.defs.serve.assets import marts_file
+    from pipeline.defs.transform.assets import dbt_activity_marts, dbt_reference
+    from pipeline.defs.transform.project import dbt_resource
+
+    days = max(STEPS)
+    args = ["--start", f"{FIRST_DAY}T00:00:00Z", "--days", str(days + 1), "--volume", str(VOLUME),
+            "--rate-limit", "0", "--late-share", "0", "--chats-per-day", "0"]
+    rows: list[tuple[str, object]] = [("activities per day (simulator volume)", VOLUME)]
+    ticks: dict[str, dict[int, float]] = {}
+    with tempfile.TemporaryDirectory() as tmp, SimulatorProcess(args, startup_timeout=900) as sim:
+        tmp = Path(tmp)
+        os.environ["COMPLIANCE_SERVING_PATH"] = str(tmp / "marts.duckdb")
+        resources = {
+            "compliance_api": ComplianceAPIResource(api_key=FULL_KEY, base_url=sim.base_url,
+                                                    requests_per_minute=1_000_000),
+            "warehouse": WarehouseResource(path=str(tmp / "warehouse.duckdb")), "geoip": GeoIPResource(),
+            "dbt": dbt_resource()}
+        instance = dg.DagsterInstance.ephemeral()
+        assert dg.materialize([dbt_reference], resources=resources, instance=instance).success
+        done = 0
+        for history in STEPS:
+            first, last = FIRST_DAY + timedelta(days=done), FIRST_DAY + timedelta(days=history - 1)
+            tags = {ASSET_PARTITION_RANGE_START_TAG: f"{first}-00:00", ASSET_PARTITION_RANGE_END_TAG: f"{last}-23:55"}
+            ingest = timed(instance, [raw_activities, activity_monitors], resources, tags=tags)
+            marts = timed(instance, [dbt_activity_marts, marts_file], resources)
+            label = f"history {history} d: +{history - done} d"
+            rows += [
+                (f"{label} ingest run seconds (with monitors)", ingest["seconds"]),
+                (f"{label} ingest peak RSS MB", ingest["rss"]),
+                (f"{label} marts run seconds", marts["seconds"]),
+                (f"{label} marts: Dagster before first step s", marts["before_first_step"]),
+                (f"{label} marts: dbt step s", step(marts, "dbt_activity_marts")),
+                (f"{label} marts: publish step s", step(marts, "marts_file")),
+                (f"{label} marts: events / materializations", f"{marts['events']} / {marts['materializations']}"),
+                (f"{label} marts peak RSS MB (Dagster / dbt)", f"{marts['rss']:.0f} / {marts['dbt_rss']:.0f}"),
+            ]
+            done = history
+            # Two ticks: the first window of the next day (its publish also compacts the previous day's hour files
+            # into one day file, once a day) and the next window (the steady state of the other 287 ticks a day).
+            for minute, kind in (("00:00", "first of day"), ("00:05", "steady")):
+                window = f"{FIRST_DAY + timedelta(days=history)}-{minute}"
+                tick_ingest = timed(instance, [raw_activities, activity_monitors], resources, partition_key=window)
+                tick_marts = timed(instance, [dbt_activity_marts, marts_file], resources)
+                total = tick_ingest["seconds"] + tick_marts["seconds"]
+                ticks.setdefault(kind, {})[history] = total
+                meta = tick_marts["result"].asset_materializations_for_node("serve__marts_file")[0].metadata
+                name = f"tick ({kind}) on {history} d"
+                rows += [
+                    (f"{name}: seconds end to end (target <= 30)", total),
+                    (f"{name}: ingest + monitors run s (Dagster before first step)",
+                     f"{tick_ingest['seconds']:.1f} ({tick_ingest['before_first_step']:.1f})"),
+                    (f"{name}: monitors step s", step(tick_ingest, "activity_monitors")),
+                    (f"{name}: marts run s (Dagster before first step)",
+                     f"{tick_marts['seconds']:.1f} ({tick_marts['before_first_step']:.1f})"),
+                    (f"{name}: dbt step s / publish step s",
+                     f"{step(tick_marts, 'dbt_activity_marts'):.1f} / {step(tick_marts, 'marts_file'):.1f}"),
+                    (f"{name}: publish files / MB written",
+                     f"{meta['files_written'].value} / {meta['bytes_written'].value / 2**20:.1f}"),
+                    (f"{name}: events (ingest + marts)", tick_ingest["events"] + tick_marts["events"]),
+                    (f"{name}: peak RSS MB (Dagster / dbt)",
+                     f"{max(tick_ingest['rss'], tick_marts['rss']):.0f} / {tick_marts['dbt_rss']:.0f}"),
+                ]
+    for kind, by_history in ticks.items():
+        if len(by_history) > 1:
+            rows.append((f"tick ({kind}) ratio {max(by_history)} d / {min(by_history)} d (target <= 1.3)",
+                         by_history[max(by_history)] / by_history[min(by_history)]))
+    report("scale", rows)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,91 @@
+"""Marts runs rebuild exactly the windows the ingestion changed since the last build: nothing when nothing changed,
+a late row's window (plus the forward horizon) when a re-pull stored it, never a window twice in a mart, and a
+failed run leaves the record untouched so the next run redoes its windows."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import dagster as dg
+import duckdb
+
+from pipeline.defs.transform.assets import FORWARD_HORIZON, dbt_activity_marts
+from pipeline.warehouse.connection import open_warehouse
+from pipeline.warehouse.mart_windows import read_changes
+from tests.transform.marts_build import copy_warehouse, resources
+
+LATE_START = datetime(2026, 11, 2, 9, 0, tzinfo=timezone.utc)  # a past window of the built day
+LATE_END = LATE_START + timedelta(minutes=5)
+
+
+def _invocations(warehouse) -> dict[str, int]:
+    with duckdb.connect(str(warehouse), read_only=True) as conn:
+        return dict(conn.execute("SELECT dbt_invocation_id, count(*) FROM marts.activity_overview GROUP BY 1"
+                                 ).fetchall())
+
+
+def _repull_with_a_late_row(warehouse) -> str:
+    """What the late re-pull does: the window's records again, plus one indexed late."""
+    from pipeline.warehouse.activities import PageSpool, TraversalStats, load_activity_range
+
+    with duckdb.connect(str(warehouse), read_only=True) as conn:
+        stored = [r[0] for r in conn.execute(
+            "SELECT raw FROM raw.activities WHERE created_at >= ? AND created_at < ? ORDER BY id",
+            [LATE_START, LATE_END]).fetchall()]
+    late = {"id": "activity_01LateIndexedRow", "created_at": "2026-11-02T09:02:00.000000Z", "type": "sso_login_failed",
+            "organization_id": "org_01TestOrg", "organization_uuid": "00000000-0000-4000-8000-000000000001",
+            "actor": {"type": "unauthenticated_user_actor", "ip_address": "203.0.113.7"}}
+    import json
+
+    with PageSpool(warehouse.parent / ".late-spool") as spool, open_warehouse(warehouse) as conn:
+        spool.add([json.loads(r) for r in stored] + [late])
+        load_activity_range(conn, spool.files, LATE_START, LATE_END, run_id="test-late-repull",
+                            fetched_at=datetime.now(timezone.utc), traversal=TraversalStats(pages=1))
+    return late["id"]
+
+
+def test_reruns_rebuild_nothing_and_a_late_row_rebuilds_only_its_window(built, tmp_path):
+    warehouse = copy_warehouse(built, tmp_path)
+    res = resources(built.base_url, warehouse)
+    before = _invocations(warehouse)
+    with open_warehouse(warehouse) as conn:
+        assert read_changes(conn).windows == []  # the shared build consumed every change
+
+    late_id = _repull_with_a_late_row(warehouse)
+    with open_warehouse(warehouse) as conn:
+        assert read_changes(conn).windows == [LATE_START]
+    result = dg.materialize([dbt_activity_marts], resources=res)
+    assert result.success
+    # one materialization per model, however many windows
+    assert len(result.asset_materializations_for_node("dbt_activity_marts")) == len(dbt_activity_marts.keys)
+    after = _invocations(warehouse)
+    new = set(after) - set(before)
+    assert len(new) == 1
+    with duckdb.connect(str(warehouse), read_only=True) as conn:
+        lo, hi = conn.execute("SELECT min(created_at), max(created_at) FROM marts.activity_overview "
+                              "WHERE dbt_invocation_id = ?", [new.pop()]).fetchone()
+        assert LATE_START <= lo and hi < LATE_END + FORWARD_HORIZON
+        assert conn.execute("SELECT count(*) FROM marts.activity_overview WHERE activity_id = ?",
+                            [late_id]).fetchone()[0] == 1
+        assert conn.execute("SELECT count(*) - count(DISTINCT activity_id) FROM marts.activity_overview"
+                            ).fetchone()[0] == 0
+        assert conn.execute("SELECT count(*) FROM marts.activity_overview").fetchone()[0] == \
+            conn.execute("SELECT count(*) FROM raw.activities").fetchone()[0]
+    with open_warehouse(warehouse) as conn:
+        assert read_changes(conn).windows == []
+
+    # nothing changed: the next run rewrites no activity row
+    assert dg.materialize([dbt_activity_marts], resources=res).success
+    assert _invocations(warehouse) == after
+
+
+def test_a_failed_build_keeps_its_windows_for_the_next_run(built, tmp_path, monkeypatch):
+    warehouse = copy_warehouse(built, tmp_path)
+    _repull_with_a_late_row(warehouse)
+    # dbt cannot even start (bad memory setting): the step fails after reading the changes
+    monkeypatch.setenv("COMPLIANCE_DBT_MEMORY_LIMIT", "not-a-size")
+    failed = dg.materialize([dbt_activity_marts], resources=resources(built.base_url, warehouse),
+                            raise_on_error=False)
+    assert not failed.success
+    with open_warehouse(warehouse) as conn:
+        assert read_changes(conn).windows == [LATE_START]
