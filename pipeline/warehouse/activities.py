@@ -23,7 +23,7 @@ from pathlib import Path
 import duckdb
 import orjson
 
-from pipeline.warehouse.files import private_dir, private_file
+from pipeline.warehouse.files import private_dir, private_file, process_alive
 from pipeline.warehouse.schema import GEO_COLUMNS, UA_COLUMNS, ensure_schema
 from pipeline.compliance_api.hostile import RejectedRecord
 from pipeline.warehouse.screening import quarantine_entry, screen_page
@@ -74,16 +74,6 @@ STALE_SPOOL_SECONDS = 6 * 3600  # a spool of another live process is never this 
 KEEP_FAILED_SECONDS = 7 * 86400  # pages of a failed load are kept this long for inspection
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def sweep_stale_spools(parent: Path) -> list[Path]:
     """Remove spools left by dead processes (a SIGKILLed run leaves its pages): their records hold message-free but
     still private data, and they only take disk. Kept pages of failed loads (`.failed-*`) go after a week."""
@@ -102,7 +92,7 @@ def sweep_stale_spools(parent: Path) -> list[Path]:
             old = time.time() - path.stat().st_mtime > STALE_SPOOL_SECONDS
         except FileNotFoundError:
             continue
-        if (pid is not None and pid != os.getpid() and not _pid_alive(pid)) or (pid is None and old):
+        if (pid is not None and pid != os.getpid() and not process_alive(pid)) or (pid is None and old):
             shutil.rmtree(path, ignore_errors=True)
             swept.append(path)
     return swept

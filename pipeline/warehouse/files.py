@@ -92,7 +92,9 @@ def prepare_serving_folder(serving_path: Path, env: dict | None = None) -> None:
 def serving_dir(path: Path, env: dict | None = None) -> Path:
     """A folder of published files: owner-only, or group-traversable and readable (0750) with a group serving mode."""
     path = Path(path)
-    path.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR_MODE)
+    if not path.parent.is_dir():
+        serving_dir(path.parent, env)  # every folder it creates gets the same mode (mkdir's parents get the umask's)
+    path.mkdir(exist_ok=True, mode=PRIVATE_DIR_MODE)
     mode, gid = serving_mode(env)
     if gid is not None:
         os.chown(path, -1, gid)
@@ -106,7 +108,7 @@ def sweep_stale_temporaries(folder: Path, pattern: str) -> list[Path]:
     for path in Path(folder).glob(pattern):
         parts = path.name.split(".")
         pid = int(parts[-2]) if len(parts) > 2 and parts[-2].isdigit() else None
-        if pid is None or pid == os.getpid() or _alive(pid):
+        if pid is None or pid == os.getpid() or process_alive(pid):
             continue
         try:
             path.unlink()
@@ -116,7 +118,7 @@ def sweep_stale_temporaries(folder: Path, pattern: str) -> list[Path]:
     return removed
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

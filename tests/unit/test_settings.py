@@ -37,7 +37,7 @@ def test_defaults(env):
     assert s.serving_path == PROJECT_ROOT / "data" / "marts.duckdb"
     assert (s.ingest_lag_minutes, s.repull_minutes, s.repull_every_minutes) == (2, 60, 15)
     assert s.store_message_text is True
-    assert (s.duckdb_memory_limit, s.dbt_memory_limit) == ("256MB", "2GB")
+    assert (s.duckdb_memory_limit, s.dbt_memory_limit) == ("256MB", "512MB")
     assert s.geoip_city_db is None and s.alert_webhook_url is None
     assert s.partitions_start.day == 1 and s.partitions_start <= datetime.now(timezone.utc)
 
