@@ -43,10 +43,12 @@ import duckdb
 
 from pipeline.settings import load_settings
 from pipeline.warehouse.files import (
+    PRIVATE_FILE_MODE,
     apply_serving_mode,
     prepare_serving_folder,
     private_file,
     serving_dir,
+    serving_mode,
     sweep_stale_temporaries,
 )
 
@@ -166,6 +168,7 @@ def publish(warehouse_path: str | Path, serving_path: str | Path, *, include_mes
         _write_catalog(conn, serving_path, new_state, result, publisher.macro, storage_version, warehouse_path)
     finally:
         conn.close()
+    _apply_mode_to_unchanged_files(files_dir, state, new_state)
     _save_state(serving_path, new_state)
     result.files_removed = _collect_garbage(files_dir, new_state, retain_minutes() * 60)
     result.size_bytes = serving_path.stat().st_size + sum(
@@ -184,6 +187,21 @@ def _load_state(serving_path: Path) -> dict:
         except (ValueError, KeyError, TypeError):
             pass  # unreadable: publish everything again
     return {"built_at": None, "tables": {}}
+
+
+def _apply_mode_to_unchanged_files(files_dir: Path, state: dict, new_state: dict) -> None:
+    """New files get the serving mode as they are written; when the configured mode or group changed since the last
+    publish, the files this publish kept (and their folders) get it too, once."""
+    wanted = list(serving_mode())
+    new_state["serving_mode"] = wanted
+    if state.get("serving_mode", [PRIVATE_FILE_MODE, None]) == wanted:
+        return
+    for folder in (files_dir, *(p for p in files_dir.rglob("*") if p.is_dir())):
+        serving_dir(folder)
+    for table in new_state["tables"].values():
+        for unit in table["units"].values():
+            if Path(unit["path"]).exists():
+                apply_serving_mode(Path(unit["path"]))
 
 
 def _save_state(serving_path: Path, state: dict) -> None:
