@@ -48,20 +48,6 @@ def raw(built) -> list[dict]:
     return raw_records(built.warehouse)
 
 
-@pytest.fixture(scope="module")
-def wh(built):
-    conn = duckdb.connect(str(built.warehouse), read_only=True)
-    yield conn
-    conn.close()
-
-
-@pytest.fixture(scope="module")
-def serving(built):
-    conn = duckdb.connect(str(built.serving), read_only=True)
-    yield conn
-    conn.close()
-
-
 def ids(conn, table: str) -> list[str]:
     return [r[0] for r in conn.execute(f"SELECT activity_id FROM {table}").fetchall()]
 

@@ -21,20 +21,6 @@ OTHER_DERIVED = {"github_token_import", "org_external_key_validated", "ccr_agent
                  "mcp_server_managed_auth_token_exchanged"}
 
 
-@pytest.fixture(scope="module")
-def wh(built):
-    conn = duckdb.connect(str(built.warehouse), read_only=True)
-    yield conn
-    conn.close()
-
-
-@pytest.fixture(scope="module")
-def serving(built):
-    conn = duckdb.connect(str(built.serving), read_only=True)
-    yield conn
-    conn.close()
-
-
 # ------------------------------------------------------------------------------------------------ 1. outcome
 
 

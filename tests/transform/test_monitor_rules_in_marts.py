@@ -7,20 +7,12 @@ import shutil
 from datetime import timedelta, timezone
 
 import duckdb
-import pytest
 
 from pipeline.monitors import load_config
 from pipeline.monitors.evaluate import evaluate
 from pipeline.warehouse.connection import open_warehouse
 
 PUBLIC = {"anyone_with_link", "public"}
-
-
-@pytest.fixture(scope="module")
-def wh(built):
-    conn = duckdb.connect(str(built.warehouse), read_only=True)
-    yield conn
-    conn.close()
 
 
 def test_is_public_follows_the_audience_object_or_list(wh):
