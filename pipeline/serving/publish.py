@@ -253,8 +253,7 @@ class _Publisher:
             if macro is not None:
                 name = ".".join(TEXT_TABLE)
                 source = f"wh.{_quote(TEXT_TABLE[0])}.{_quote(TEXT_TABLE[1])}"
-                new_tables[name] = self._sync(name, source, self.state["tables"].get(name), [], False, None,
-                                              private=True)
+                new_tables[name] = self._sync(name, source, self.state["tables"].get(name), [], False, None)
                 self.result.message_text_rows = sum(u["rows"] for u in new_tables[name]["units"].values())
                 self.macro = (list(macro[0]), macro[1])
         return {"built_at": newest_built, "tables": new_tables}
@@ -264,7 +263,7 @@ class _Publisher:
                                  "AND schema_name = ? AND table_name = ?", [schema, table]).fetchone()[0] > 0
 
     def _sync(self, name: str, source: str, previous: dict | None, ranges, everything: bool,
-              newest_day: date | None, private: bool = False) -> dict:
+              newest_day: date | None) -> dict:
         columns = [list(r[:2]) for r in self.conn.execute(f"DESCRIBE {source}").fetchall()]
         names = {c for c, _ in columns}
         fresh = previous is None or previous["columns"] != columns
@@ -287,7 +286,7 @@ class _Publisher:
                     del units[old]
                 query = (f"SELECT * FROM {source} WHERE {TIME_COLUMN} >= '{lo.isoformat()}'::TIMESTAMPTZ "
                          f"AND {TIME_COLUMN} < '{hi.isoformat()}'::TIMESTAMPTZ")
-                written += self._export(name, unit, query, units, None, private)
+                written += self._export(name, unit, query, units, None)
         else:
             day = next((c for c in DAY_COLUMNS if c in names), None)
             if day:
@@ -307,13 +306,13 @@ class _Publisher:
                     query = f"SELECT * FROM {source} WHERE {condition}"
                 else:
                     query = f"SELECT * FROM {source}"
-                written += self._export(name, unit, query, units, fingerprint, private)
+                written += self._export(name, unit, query, units, fingerprint)
         if not units:  # views need at least one file: an empty one carries the columns
-            self._export(name, "empty", f"SELECT * FROM {source} WHERE false", units, None, private, keep_empty=True)
+            self._export(name, "empty", f"SELECT * FROM {source} WHERE false", units, None, keep_empty=True)
         self.result.copied[name] = "full" if fresh else f"{written} files" if written else "unchanged"
         return {"columns": columns, "units": units}
 
-    def _export(self, name: str, unit: str, query: str, units: dict, fingerprint: str | None, private: bool,
+    def _export(self, name: str, unit: str, query: str, units: dict, fingerprint: str | None,
                 keep_empty: bool = False) -> int:
         directory = self.files_dir.joinpath(*name.split("."))
         serving_dir(directory)
