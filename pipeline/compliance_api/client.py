@@ -827,6 +827,16 @@ def _validate_messages(data: Any) -> None:
 # Cursor traversal
 
 
+def _content_key(item: Any) -> tuple[str, bytes]:
+    """Dedup key of an id-less record: its exact bytes (a rejected one) or its canonical JSON."""
+    if isinstance(item, RejectedRecord):
+        return ("raw", item.raw)
+    try:
+        return ("json", orjson.dumps(item, option=orjson.OPT_SORT_KEYS))
+    except (TypeError, orjson.JSONEncodeError):  # not re-encodable: compare its repr
+        return ("repr", repr(item).encode())
+
+
 class _CursorPageIterator:
     """Iterator over `after_id` pages. State changes only after a page arrived whole, so after an exception the
     traversal can be continued (`next()` again) from the same cursor; `cursor` is the resume point."""
@@ -887,15 +897,16 @@ class _CursorPageIterator:
         dropped = malformed = 0
         for item in items:
             key = self._key(item)
-            if key is None:
-                malformed += 1
-                records.append(item)
-                continue
-            if key in self._prev_keys or key in keys:
+            # A record without a usable id is still handed over (counted as malformed), but an at-least-once
+            # re-delivery of it (the cursor record repeated on the next page) is recognised by its exact content.
+            dedup_key = key if key is not None else _content_key(item)
+            if dedup_key in self._prev_keys or dedup_key in keys:
                 dropped += 1
                 continue
-            keys.add(key)
+            keys.add(dedup_key)
             records.append(item)
+            if key is None:
+                malformed += 1
         s = self._summary
         number = s.pages + 1
         page = self._page_cls(records=records, raw_count=len(items), duplicates_dropped=dropped, first_id=first_id,

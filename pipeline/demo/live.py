@@ -118,7 +118,8 @@ def backfill_missing(dagster: DagsterDev, home: Path, hours: int) -> tuple[str, 
     done = materialized_windows(home)
     missing = [key for key in wanted if key not in done]
     if not missing:
-        say(f"All {len(wanted)} windows of the last {hours} h are already ingested (resumed).")
+        say(f"All {len(wanted)} windows of the last {hours} h are already ingested (by an earlier start or the "
+            "re-pull schedule).")
         return wanted[0], wanted[-1], False
     first, last = missing[0], wanted[-1]
     todo = len(wanted) - wanted.index(first)

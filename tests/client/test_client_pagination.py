@@ -74,13 +74,21 @@ def test_repeat_within_a_page_is_dropped(make_client):
 def test_malformed_items_are_kept_as_they_are(make_client):
     items = desc_activities(3)
     items[1:1] = ["not an object", {"type": "no_id"}, 42, {"id": None}]
-    items.append("not an object")  # a repeat of a malformed item is still kept: it has no id to dedupe on
     feed = FakeFeed(items)
     pages = make_client(feed).iter_activity_pages(GTE, LT)
     page = next(pages)
     assert page.records == items
-    assert page.malformed == 5 and page.duplicates_dropped == 0
-    assert pages.summary.malformed == 5 and pages.summary.records == 8
+    assert page.malformed == 4 and page.duplicates_dropped == 0
+    assert pages.summary.malformed == 4 and pages.summary.records == 7
+
+
+def test_a_repeated_malformed_item_is_dropped_by_its_content(make_client):
+    """At-least-once delivery repeats the cursor record; one without an id is recognised by its exact content."""
+    items = desc_activities(3)
+    items[1:1] = [{"type": "no_id", "n": 1}, {"n": 1, "type": "no_id"}, {"type": "no_id", "n": 2}]
+    page = next(iter(make_client(FakeFeed(items)).iter_activity_pages(GTE, LT)))
+    assert page.records == [items[0], items[1], items[3], items[4], items[5]]
+    assert page.malformed == 2 and page.duplicates_dropped == 1
 
 
 def test_body_is_the_raw_response(make_client):
