@@ -44,7 +44,8 @@ from pipeline.compliance_api import (
     ServerError,
     TransportError,
 )
-from pipeline.compliance_api.client import CHATS_PATH, ORGANIZATIONS_PATH, _is_loopback
+from pipeline.compliance_api.endpoints import CHATS_PATH, ORGANIZATIONS_PATH
+from pipeline.compliance_api.transport import _is_loopback
 from pipeline.config import DEFAULT_BASE_URL, Settings
 from pipeline.enrichment.geo import ENV_VAR as GEOIP_ENV
 from pipeline.enrichment.geo import GeoIPDatabaseError, GeoIPLookup, bundled_database_path

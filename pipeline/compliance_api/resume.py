@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import TypeVar
 
-from pipeline.compliance_api.client import Page
+from pipeline.compliance_api.pages import Page
 from pipeline.compliance_api.errors import RetriesExhaustedError, ServerError
 
 logger = logging.getLogger("pipeline.compliance_api")

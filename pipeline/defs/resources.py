@@ -11,7 +11,7 @@ import dagster as dg
 import duckdb
 
 from pipeline.compliance_api import BASE_URL_ENV, DEFAULT_BASE_URL, ComplianceClient
-from pipeline.compliance_api.client import check_base_url
+from pipeline.compliance_api.transport import check_base_url
 from pipeline.config import Settings
 from pipeline.warehouse.connection import open_warehouse
 

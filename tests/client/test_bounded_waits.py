@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from pipeline.compliance_api import RequestBudget
-from pipeline.compliance_api.client import MAX_SERVER_WAIT_SECONDS
+from pipeline.compliance_api.transport import MAX_SERVER_WAIT_SECONDS
 from tests.client.conftest import FakeSleep, error_body, ok, scripted
 
 PATH = "/v1/compliance/organizations"

@@ -7,7 +7,7 @@ import httpx
 import orjson
 
 from pipeline.compliance_api import ComplianceClient
-from pipeline.compliance_api.client import decode_envelope_lazily
+from pipeline.compliance_api.transport import decode_envelope_lazily
 from tests.client.conftest import KEY, scripted
 
 RECORDS = [{"id": f"activity_{i}", "created_at": "2026-11-03T10:00:00Z", "note": '],"has_more":false}'}

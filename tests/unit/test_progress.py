@@ -4,7 +4,7 @@ from datetime import datetime, timezone
 
 import orjson
 
-from pipeline.compliance_api.client import Page
+from pipeline.compliance_api.pages import Page
 from pipeline.compliance_api.progress import page_facts, with_progress
 
 START = datetime(2026, 11, 3, tzinfo=timezone.utc)
