@@ -1,0 +1,1 @@
+"""The simulator's routes by endpoint family; simulator/app.py wires them to paths."""
