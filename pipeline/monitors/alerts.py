@@ -18,53 +18,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 import duckdb
 
-from pipeline.monitors.evaluate import MonitorResult
+from pipeline.monitors.evaluate import Incident, MonitorResult
+from pipeline.sql_files import queries_beside
 
-DDL = """
-CREATE SCHEMA IF NOT EXISTS monitors;
-CREATE TABLE IF NOT EXISTS monitors.alerts (
-    alert_id          VARCHAR NOT NULL,      -- 'alert_' + hash(monitor, group_key, first activity id)
-    monitor           VARCHAR NOT NULL,      -- the check name of monitors.md
-    severity          VARCHAR NOT NULL,      -- 'critical' for all 9 (Dagster severity ERROR)
-    group_key         VARCHAR,               -- actor identity, api key id / ip, 'ip|country'; NULL when ungrouped
-    first_event_at    TIMESTAMPTZ NOT NULL,
-    last_event_at     TIMESTAMPTZ NOT NULL,
-    event_count       BIGINT NOT NULL,
-    threshold         DOUBLE NOT NULL,       -- a window fires when its count is > threshold
-    activity_ids      VARCHAR[] NOT NULL,    -- oldest first
-    raised_at         TIMESTAMPTZ NOT NULL,
-    delivered_at      TIMESTAMPTZ,           -- set by the webhook sensor after a 2xx
-    first_window_end  TIMESTAMPTZ NOT NULL,  -- firing windows of the incident (their ends)
-    last_window_end   TIMESTAMPTZ NOT NULL,
-    peak_count        BIGINT NOT NULL,       -- largest count of one window
-    details           JSON,                  -- monitor 8 baseline (mean, stddev, history hours)
-    updated_at        TIMESTAMPTZ,           -- last time late events were merged in
-    run_id            VARCHAR                -- the Dagster run that raised it
-);
-ALTER TABLE monitors.alerts ADD COLUMN IF NOT EXISTS status VARCHAR DEFAULT 'open';  -- open|acknowledged|resolved
-ALTER TABLE monitors.alerts ADD COLUMN IF NOT EXISTS status_by VARCHAR;         -- who set the status ('system')
-ALTER TABLE monitors.alerts ADD COLUMN IF NOT EXISTS status_at TIMESTAMPTZ;
-ALTER TABLE monitors.alerts ADD COLUMN IF NOT EXISTS status_note VARCHAR;
-ALTER TABLE monitors.alerts ADD COLUMN IF NOT EXISTS reopened_count INTEGER DEFAULT 0;
-ALTER TABLE monitors.alerts ADD COLUMN IF NOT EXISTS notified_event_count BIGINT;  -- event_count when last posted
-ALTER TABLE monitors.alerts ADD COLUMN IF NOT EXISTS notify_reason VARCHAR;      -- why it is pending again
-CREATE TABLE IF NOT EXISTS monitors.alert_history (
-    alert_id     VARCHAR NOT NULL,
-    changed_at   TIMESTAMPTZ NOT NULL,
-    action       VARCHAR NOT NULL,   -- acknowledge | resolve | reopen | reopened (new events) | renotify
-    actor        VARCHAR NOT NULL,   -- a person, or 'system'
-    from_status  VARCHAR,
-    to_status    VARCHAR,
-    note         VARCHAR
-);
-"""
+SQL = queries_beside(__file__)
+DDL = SQL["ddl"]
 
 STATUSES = ("open", "acknowledged", "resolved")
 # action -> (statuses it applies to, resulting status)
@@ -106,13 +71,94 @@ def _rows(conn: duckdb.DuckDBPyConnection, sql: str, params: Any = None) -> list
 def _ordered(conn: duckdb.DuckDBPyConnection, ids: list[str], first_at: datetime, last_at: datetime) -> list[str]:
     """Ids oldest first; ids no longer stored in raw.activities keep their place at the end."""
     ids = list(dict.fromkeys(ids))
-    found = conn.execute("""
-        SELECT id FROM raw.activities
-        WHERE created_at >= $lo AND created_at <= $hi AND id IN (SELECT unnest($ids)) ORDER BY created_at, id
-    """, {"ids": ids, "lo": first_at, "hi": last_at}).fetchall()
+    found = conn.execute(SQL["activity_order"], {"ids": ids, "lo": first_at, "hi": last_at}).fetchall()
     ordered = list(dict.fromkeys(r[0] for r in found))
     seen = set(ordered)
     return ordered + [i for i in ids if i not in seen]
+
+
+@dataclass
+class AlertMerge:
+    """What merging incidents into the stored alerts changes: rows to (re)insert, stored ids they replace, history."""
+
+    changes: list[AlertChange] = field(default_factory=list)
+    written: dict[str, dict[str, Any]] = field(default_factory=dict)   # alert_id -> row to (re)insert
+    replaced: set[str] = field(default_factory=set)                    # stored alerts that grew
+    history: list[tuple] = field(default_factory=list)
+
+
+OrderIds = Callable[[list[str], datetime, datetime], list[str]]
+
+
+def new_alert_row(inc: Incident, *, severity: str, now: datetime, run_id: str | None) -> dict[str, Any]:
+    return {"alert_id": alert_id(inc.monitor, inc.group_key, inc.activity_ids[0]), "monitor": inc.monitor,
+            "severity": severity, "group_key": inc.group_key, "first_event_at": inc.first_event_at,
+            "last_event_at": inc.last_event_at, "event_count": inc.event_count, "threshold": inc.threshold,
+            "activity_ids": list(inc.activity_ids), "raised_at": now, "delivered_at": None,
+            "first_window_end": inc.first_window_end, "last_window_end": inc.last_window_end,
+            "peak_count": inc.peak_count, "details": json.dumps(inc.details) if inc.details else None,
+            "updated_at": None, "run_id": run_id, "status": "open", "status_by": None, "status_at": None,
+            "status_note": None, "reopened_count": 0, "notified_event_count": None, "notify_reason": None}
+
+
+def merge_incidents(incidents: list[tuple[Incident, timedelta]], stored: dict[tuple[str, str | None], list[dict]],
+                    *, severity: str, now: datetime, run_id: str | None, renotify_growth: int,
+                    order_ids: OrderIds) -> AlertMerge:
+    """Merge (incident, step) pairs into the stored alerts (by monitor and group; the lists grow with the new
+    alerts). `order_ids(ids, first_at, last_at)` puts a grown alert's ids oldest first. No database access."""
+    merge = AlertMerge()
+    created: set[str] = set()  # new alerts of this call
+    for inc, step in sorted(incidents, key=lambda x: (x[0].monitor, x[0].group_key or "", x[0].first_window_end)):
+        rows = stored.setdefault((inc.monitor, inc.group_key), [])
+        touching = [r for r in rows if r["first_window_end"] - step <= inc.last_window_end
+                    and r["last_window_end"] + step >= inc.first_window_end]
+        if not touching:
+            row = new_alert_row(inc, severity=severity, now=now, run_id=run_id)
+            rows.append(row)
+            merge.written[row["alert_id"]] = row
+            created.add(row["alert_id"])
+            merge.changes.append(AlertChange(row["alert_id"], inc.monitor, inc.group_key, "new", inc.event_count,
+                                             inc.first_event_at, inc.last_event_at))
+            continue
+        target = min(touching, key=lambda r: (r["first_window_end"], r["alert_id"]))
+        known = set(target["activity_ids"])
+        new_ids = [i for i in inc.activity_ids if i not in known]
+        widened = (inc.first_window_end < target["first_window_end"]
+                   or inc.last_window_end > target["last_window_end"] or inc.peak_count > target["peak_count"])
+        if not new_ids and not widened:
+            merge.changes.append(AlertChange(target["alert_id"], inc.monitor, inc.group_key,
+                                             "new" if target["alert_id"] in created else "unchanged",
+                                             target["event_count"], target["first_event_at"], target["last_event_at"]))
+            continue
+        first_at = min(target["first_event_at"], inc.first_event_at)
+        last_at = max(target["last_event_at"], inc.last_event_at)
+        ids = order_ids(list(target["activity_ids"]) + new_ids, first_at, last_at) if new_ids \
+            else list(target["activity_ids"])
+        target.update(activity_ids=ids, event_count=len(ids), first_event_at=first_at, last_event_at=last_at,
+                      first_window_end=min(target["first_window_end"], inc.first_window_end),
+                      last_window_end=max(target["last_window_end"], inc.last_window_end),
+                      peak_count=max(target["peak_count"], inc.peak_count))
+        if target["alert_id"] not in created:
+            target["updated_at"] = now
+            merge.replaced.add(target["alert_id"])
+            merge.history.extend(_after_growth(target, len(new_ids), now, renotify_growth))
+        merge.written[target["alert_id"]] = target
+        merge.changes.append(AlertChange(target["alert_id"], inc.monitor, inc.group_key,
+                                         "new" if target["alert_id"] in created else "updated",
+                                         target["event_count"], first_at, last_at))
+    return merge
+
+
+def _stored_alerts(conn: duckdb.DuckDBPyConnection, incidents: list[tuple[Incident, timedelta]]
+                   ) -> dict[tuple[str, str | None], list[dict[str, Any]]]:
+    """The stored alerts the incidents can touch (their monitors, windows within an hour), by monitor and group."""
+    lo = min(i.first_window_end - step for i, step in incidents)
+    hi = max(i.last_window_end + step for i, step in incidents)
+    stored: dict[tuple[str, str | None], list[dict[str, Any]]] = {}
+    for row in _rows(conn, SQL["touchable_alerts"], {"monitors": sorted({i.monitor for i, _ in incidents}),
+                                                     "lo": lo - timedelta(hours=1), "hi": hi + timedelta(hours=1)}):
+        stored.setdefault((row["monitor"], row["group_key"]), []).append(row)
+    return stored
 
 
 def record_incidents(conn: duckdb.DuckDBPyConnection, results: dict[str, MonitorResult], *, severity: str,
@@ -125,82 +171,29 @@ def record_incidents(conn: duckdb.DuckDBPyConnection, results: dict[str, Monitor
     incidents = [(inc, timedelta(minutes=res.rule.step_minutes)) for res in results.values() for inc in res.incidents]
     if not incidents:
         return []
-    lo = min(i.first_window_end - step for i, step in incidents)
-    hi = max(i.last_window_end + step for i, step in incidents)
-    stored: dict[tuple[str, str | None], list[dict[str, Any]]] = {}
-    for row in _rows(conn, """
-            SELECT * FROM monitors.alerts
-            WHERE monitor IN (SELECT unnest($monitors)) AND last_window_end >= $lo AND first_window_end <= $hi
-            ORDER BY first_window_end, alert_id
-        """, {"monitors": sorted({i.monitor for i, _ in incidents}), "lo": lo - timedelta(hours=1),
-              "hi": hi + timedelta(hours=1)}):
-        stored.setdefault((row["monitor"], row["group_key"]), []).append(row)
+    merge = merge_incidents(incidents, _stored_alerts(conn, incidents), severity=severity, now=now, run_id=run_id,
+                            renotify_growth=renotify_growth,
+                            order_ids=lambda ids, first_at, last_at: _ordered(conn, ids, first_at, last_at))
+    apply_alert_merge(conn, merge)
+    return merge.changes
 
-    changes: list[AlertChange] = []
-    history: list[tuple] = []
-    written: dict[str, dict[str, Any]] = {}   # rows to (re)insert
-    created: set[str] = set()                 # new alerts of this call
-    replaced: set[str] = set()                # stored alerts that grew
-    for inc, step in sorted(incidents, key=lambda x: (x[0].monitor, x[0].group_key or "", x[0].first_window_end)):
-        rows = stored.setdefault((inc.monitor, inc.group_key), [])
-        touching = [r for r in rows if r["first_window_end"] - step <= inc.last_window_end
-                    and r["last_window_end"] + step >= inc.first_window_end]
-        if not touching:
-            row = {"alert_id": alert_id(inc.monitor, inc.group_key, inc.activity_ids[0]), "monitor": inc.monitor,
-                   "severity": severity, "group_key": inc.group_key, "first_event_at": inc.first_event_at,
-                   "last_event_at": inc.last_event_at, "event_count": inc.event_count, "threshold": inc.threshold,
-                   "activity_ids": list(inc.activity_ids), "raised_at": now, "delivered_at": None,
-                   "first_window_end": inc.first_window_end, "last_window_end": inc.last_window_end,
-                   "peak_count": inc.peak_count, "details": json.dumps(inc.details) if inc.details else None,
-                   "updated_at": None, "run_id": run_id, "status": "open", "status_by": None, "status_at": None,
-                   "status_note": None, "reopened_count": 0, "notified_event_count": None, "notify_reason": None}
-            rows.append(row)
-            written[row["alert_id"]] = row
-            created.add(row["alert_id"])
-            changes.append(AlertChange(row["alert_id"], inc.monitor, inc.group_key, "new", inc.event_count,
-                                       inc.first_event_at, inc.last_event_at))
-            continue
-        target = min(touching, key=lambda r: (r["first_window_end"], r["alert_id"]))
-        known = set(target["activity_ids"])
-        new_ids = [i for i in inc.activity_ids if i not in known]
-        widened = (inc.first_window_end < target["first_window_end"]
-                   or inc.last_window_end > target["last_window_end"] or inc.peak_count > target["peak_count"])
-        if not new_ids and not widened:
-            changes.append(AlertChange(target["alert_id"], inc.monitor, inc.group_key,
-                                       "new" if target["alert_id"] in created else "unchanged",
-                                       target["event_count"], target["first_event_at"], target["last_event_at"]))
-            continue
-        first_at = min(target["first_event_at"], inc.first_event_at)
-        last_at = max(target["last_event_at"], inc.last_event_at)
-        ids = _ordered(conn, list(target["activity_ids"]) + new_ids, first_at, last_at) if new_ids \
-            else list(target["activity_ids"])
-        target.update(activity_ids=ids, event_count=len(ids), first_event_at=first_at, last_event_at=last_at,
-                      first_window_end=min(target["first_window_end"], inc.first_window_end),
-                      last_window_end=max(target["last_window_end"], inc.last_window_end),
-                      peak_count=max(target["peak_count"], inc.peak_count))
-        if target["alert_id"] not in created:
-            target["updated_at"] = now
-            replaced.add(target["alert_id"])
-            history.extend(_after_growth(target, len(new_ids), now, renotify_growth))
-        written[target["alert_id"]] = target
-        changes.append(AlertChange(target["alert_id"], inc.monitor, inc.group_key,
-                                   "new" if target["alert_id"] in created else "updated",
-                                   target["event_count"], first_at, last_at))
-    if written:
-        conn.execute("BEGIN TRANSACTION")
-        try:
-            if replaced:
-                # delete + insert rather than UPDATE: DuckDB rewrites list columns that way anyway
-                conn.execute("DELETE FROM monitors.alerts WHERE alert_id IN (SELECT unnest($ids))",
-                             {"ids": sorted(replaced)})
-            _insert(conn, list(written.values()))
-            if history:
-                conn.executemany("INSERT INTO monitors.alert_history VALUES (?, ?, ?, ?, ?, ?, ?)", history)
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-    return changes
+
+def apply_alert_merge(conn: duckdb.DuckDBPyConnection, merge: AlertMerge) -> None:
+    """Write a merge in one transaction: grown alerts deleted and reinserted with the new ones, history appended."""
+    if not merge.written:
+        return
+    conn.execute("BEGIN TRANSACTION")
+    try:
+        if merge.replaced:
+            # delete + insert rather than UPDATE: DuckDB rewrites list columns that way anyway
+            conn.execute(SQL["delete_alerts"], {"ids": sorted(merge.replaced)})
+        _insert(conn, list(merge.written.values()))
+        if merge.history:
+            conn.executemany(SQL["insert_history"], merge.history)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
 
 
 def _insert(conn, rows: list[dict[str, Any]]) -> None:
@@ -272,18 +265,15 @@ def set_status(conn: duckdb.DuckDBPyConnection, alert_id: str, action: str, *, b
     allowed, to_status = ACTIONS[action]
     conn.execute("BEGIN TRANSACTION")
     try:
-        row = conn.execute("SELECT status FROM monitors.alerts WHERE alert_id = ?", [alert_id]).fetchall()
+        row = conn.execute(SQL["status_of"], [alert_id]).fetchall()
         if not row:
             raise AlertStateError(f"no alert {alert_id!r} in monitors.alerts")
         status = row[0][0] or "open"
         if status not in allowed:
             raise AlertStateError(f"alert {alert_id} is {status}: cannot {action} it "
                                   f"(allowed from: {', '.join(allowed)})")
-        conn.execute("""UPDATE monitors.alerts SET status = ?, status_by = ?, status_at = ?, status_note = ?,
-                        reopened_count = reopened_count + CASE WHEN ? = 'open' THEN 1 ELSE 0 END
-                        WHERE alert_id = ?""", [to_status, by.strip(), now, note, to_status, alert_id])
-        conn.execute("INSERT INTO monitors.alert_history VALUES (?, ?, ?, ?, ?, ?, ?)",
-                     [alert_id, now, action, by.strip(), status, to_status, note])
+        conn.execute(SQL["set_status"], [to_status, by.strip(), now, note, to_status, alert_id])
+        conn.execute(SQL["insert_history"], [alert_id, now, action, by.strip(), status, to_status, note])
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
@@ -293,7 +283,7 @@ def set_status(conn: duckdb.DuckDBPyConnection, alert_id: str, action: str, *, b
 
 def alert_history(conn: duckdb.DuckDBPyConnection, alert_id: str) -> list[dict[str, Any]]:
     ensure_alerts_table(conn)
-    return _rows(conn, "SELECT * FROM monitors.alert_history WHERE alert_id = $id ORDER BY changed_at", {"id": alert_id})
+    return _rows(conn, SQL["alert_history"], {"id": alert_id})
 
 
 def read_alerts(conn: duckdb.DuckDBPyConnection, where: str = "true", params: Any = None,
@@ -307,8 +297,14 @@ def read_alerts(conn: duckdb.DuckDBPyConnection, where: str = "true", params: An
 
 def pending_alerts(conn: duckdb.DuckDBPyConnection, limit: int, exclude: Iterable[str] = ()) -> list[dict]:
     """Undelivered alerts, oldest first."""
-    return read_alerts(conn, "delivered_at IS NULL AND alert_id NOT IN (SELECT unnest($exclude::VARCHAR[]))",
-                       {"exclude": list(exclude)}, limit=limit)
+    ensure_alerts_table(conn)
+    return _rows(conn, SQL["pending_alerts"], {"exclude": list(exclude), "limit": int(limit)})
+
+
+def alerts_raised_after(conn: duckdb.DuckDBPyConnection, raised_at: datetime, last_id: str, limit: int) -> list[dict]:
+    """Alerts after (raised_at, alert_id) in (raised_at, alert_id) order: what a log-only tick has not logged yet."""
+    ensure_alerts_table(conn)
+    return _rows(conn, SQL["alerts_raised_after"], {"ts": raised_at, "id": last_id, "limit": int(limit)})
 
 
 def mark_delivered(conn: duckdb.DuckDBPyConnection, delivered: dict[str, datetime]) -> int:
@@ -318,11 +314,7 @@ def mark_delivered(conn: duckdb.DuckDBPyConnection, delivered: dict[str, datetim
     ensure_alerts_table(conn)
     conn.register("delivered_now", _arrow(delivered))
     try:
-        n = conn.execute("""
-            UPDATE monitors.alerts a SET delivered_at = d.at, notified_event_count = a.event_count,
-                                         notify_reason = NULL
-            FROM delivered_now d WHERE a.alert_id = d.alert_id AND a.delivered_at IS NULL
-        """).fetchone()[0]
+        n = conn.execute(SQL["mark_delivered"]).fetchone()[0]
     finally:
         conn.unregister("delivered_now")
     return n

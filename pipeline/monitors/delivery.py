@@ -38,7 +38,7 @@ from typing import Any
 
 import httpx
 
-from pipeline.monitors.alerts import mark_delivered, pending_alerts, read_alerts
+from pipeline.monitors.alerts import alerts_raised_after, mark_delivered, pending_alerts
 from pipeline.monitors.config import MonitorsConfig, load_config
 from pipeline.warehouse.connection import WarehouseLockedError, open_warehouse
 
@@ -282,46 +282,75 @@ def deliver_alerts_tick(warehouse_path: str | Path, settings: DeliverySettings, 
     if not Path(warehouse_path).exists():
         out.skipped = "no warehouse yet"
         return out
-    backing_off = bool(settings.webhook_url and state.next_attempt
-                       and datetime.fromisoformat(state.next_attempt) > now)
+    backing_off = is_backing_off(settings, state, now)
     if backing_off and not state.unmarked:
         out.skipped = f"webhook failing, next attempt at {state.next_attempt}"
         return out
-
     try:
-        with open_warehouse(warehouse_path, lock_timeout=lock_timeout) as conn:
-            if state.unmarked:
-                out.marked += mark_delivered(conn, {k: datetime.fromisoformat(v) for k, v in state.unmarked.items()})
-                state.unmarked = {}
-            if not settings.webhook_url:
-                if state.logged_until:
-                    ts, last_id = datetime.fromisoformat(state.logged_until[0]), state.logged_until[1]
-                    alerts = read_alerts(conn, "raised_at > $ts OR (raised_at = $ts AND alert_id > $id)",
-                                         {"ts": ts, "id": last_id}, limit=settings.max_per_tick * 10)
-                else:
-                    alerts = read_alerts(conn, "delivered_at IS NULL", limit=settings.max_per_tick * 10)
-            elif backing_off:
-                alerts = []
-            else:
-                alerts = pending_alerts(conn, settings.max_per_tick, exclude=state.given_up)
+        alerts = _mark_and_read(warehouse_path, settings, state, out, backing_off, lock_timeout)
     except WarehouseLockedError:
         out.skipped = "warehouse busy (another process holds the DuckDB lock); next tick"
         return out
-
     config = config or load_config()
     if not settings.webhook_url:
         for alert in alerts:
             log.warning("ALERT (no webhook configured): " + alert_message(alert, config)["text"])
             out.logged.append(alert["alert_id"])
             state.logged_until = [alert["raised_at"].isoformat(), alert["alert_id"]]
-        out.cursor = state.dump()
-        return out
-    if backing_off:
+    elif backing_off:
         out.skipped = f"webhook failing, next attempt at {state.next_attempt}"
-        out.cursor = state.dump()
-        return out
+    else:
+        _post_alerts(warehouse_path, settings, alerts, config, state, out, now, poster, log, lock_timeout)
+    out.cursor = state.dump()
+    return out
 
-    delivered: dict[str, datetime] = {}
+
+def is_backing_off(settings: DeliverySettings, state: DeliveryState, now: datetime) -> bool:
+    """The webhook failed lately and its next attempt is still ahead."""
+    return bool(settings.webhook_url and state.next_attempt and datetime.fromisoformat(state.next_attempt) > now)
+
+
+def note_refusal(state: DeliveryState, alert_id: str) -> int | None:
+    """Count a refused (4xx) post of one alert; the number of attempts when it is now given up, else None."""
+    n = state.attempts.get(alert_id, 0) + 1
+    state.attempts[alert_id] = n
+    if n < MAX_PERMANENT_ATTEMPTS:
+        return None
+    state.given_up.append(alert_id)
+    state.attempts.pop(alert_id)
+    return n
+
+
+def settle_backoff(state: DeliveryState, healthy: bool, now: datetime, settings: DeliverySettings) -> None:
+    """After a tick's posts: a healthy webhook clears the backoff, a failing one pushes the next attempt further."""
+    if healthy:
+        state.failures, state.next_attempt = 0, None
+    else:
+        state.failures += 1
+        state.next_attempt = (now + settings.backoff(state.failures)).isoformat()
+
+
+def _mark_and_read(warehouse_path: str | Path, settings: DeliverySettings, state: DeliveryState, out: TickOutcome,
+                   backing_off: bool, lock_timeout: float) -> list[dict]:
+    """One short visit to the warehouse: write the markings an earlier tick could not, read what to post or log."""
+    with open_warehouse(warehouse_path, lock_timeout=lock_timeout) as conn:
+        if state.unmarked:
+            out.marked += mark_delivered(conn, {k: datetime.fromisoformat(v) for k, v in state.unmarked.items()})
+            state.unmarked = {}
+        if not settings.webhook_url:
+            if state.logged_until:
+                ts, last_id = datetime.fromisoformat(state.logged_until[0]), state.logged_until[1]
+                return alerts_raised_after(conn, ts, last_id, limit=settings.max_per_tick * 10)
+            return pending_alerts(conn, settings.max_per_tick * 10)
+        if backing_off:
+            return []
+        return pending_alerts(conn, settings.max_per_tick, exclude=state.given_up)
+
+
+def _post_alerts(warehouse_path: str | Path, settings: DeliverySettings, alerts: list[dict], config: MonitorsConfig,
+                 state: DeliveryState, out: TickOutcome, now: datetime, poster: Poster, log: logging.Logger | Any,
+                 lock_timeout: float) -> None:
+    """Post the outbox then the alerts within the tick's deadline; each delivered alert is marked at once."""
     tick_deadline = time.monotonic() + settings.tick_deadline_seconds
 
     def budget() -> float:  # each post gets its own timeout, never beyond the tick's deadline
@@ -336,33 +365,24 @@ def deliver_alerts_tick(warehouse_path: str | Path, settings: DeliverySettings, 
         if not result.ok and not result.retryable and budget() > 0:
             result = poster(settings.webhook_url, {"text": payload["text"]}, budget())
         if result.ok:
-            delivered[alert["alert_id"]] = datetime.now(timezone.utc)
+            at = datetime.now(timezone.utc)
+            out.delivered.append(alert["alert_id"])
             state.attempts.pop(alert["alert_id"], None)
             # Marked at once: a tick cut short later (deadline, crash) never posts this one again.
-            out.marked += _mark_now(warehouse_path, alert["alert_id"], delivered[alert["alert_id"]], state,
-                                    lock_timeout)
+            out.marked += _mark_now(warehouse_path, alert["alert_id"], at, state, lock_timeout)
             continue
         out.failed.append((alert["alert_id"], result.error or "failed"))
         if result.retryable:
             healthy = False
             break
-        n = state.attempts.get(alert["alert_id"], 0) + 1
-        state.attempts[alert["alert_id"]] = n
-        if n >= MAX_PERMANENT_ATTEMPTS:
-            log.error(f"alert {alert['alert_id']} refused by the webhook {n} times ({result.error}); giving up")
-            state.given_up.append(alert["alert_id"])
-            state.attempts.pop(alert["alert_id"])
-    if healthy:
-        state.failures, state.next_attempt = 0, None
-    else:
-        state.failures += 1
-        state.next_attempt = (now + settings.backoff(state.failures)).isoformat()
+        given_up_after = note_refusal(state, alert["alert_id"])
+        if given_up_after is not None:
+            log.error(f"alert {alert['alert_id']} refused by the webhook {given_up_after} times ({result.error}); "
+                      "giving up")
+    settle_backoff(state, healthy, now, settings)
+    if not healthy:
         log.warning(f"webhook failing ({out.failed[-1][1] if out.failed else 'outbox'}); "
                     f"retry after {state.next_attempt}")
-
-    out.delivered = list(delivered)
-    out.cursor = state.dump()
-    return out
 
 
 def _mark_now(warehouse_path, alert_id: str, at: datetime, state: DeliveryState, lock_timeout: float) -> int:

@@ -29,6 +29,9 @@ import duckdb
 
 from pipeline.monitors.config import SEED_MONITOR_NAMES, Condition, MonitorsConfig, Rule
 from pipeline.monitors.identity import email_first, identity_sql
+from pipeline.sql_files import queries_beside
+
+SQL = queries_beside(__file__)
 
 US_PER_MINUTE = 60_000_000
 
@@ -328,125 +331,105 @@ def _extra_params(rule: Rule, lo: datetime) -> dict[str, Any]:
 
 
 def _prepare_embargo(conn: duckdb.DuckDBPyConnection, config: MonitorsConfig) -> None:
-    conn.execute("CREATE OR REPLACE TEMP TABLE mon_embargo (code VARCHAR, effective_from TIMESTAMPTZ, "
-                 "effective_to TIMESTAMPTZ)")
+    conn.execute(SQL["create_embargo"])
     if config.embargo:
-        conn.executemany("INSERT INTO mon_embargo VALUES (?, ?, ?)",
-                         [(e.code, e.effective_from, e.effective_to) for e in config.embargo])
-    # Private, reserved, invalid and unknown addresses never match (monitors.md); `found` is false for all of them.
-    conn.execute("""
-        CREATE OR REPLACE TEMP TABLE mon_embargo_ips AS
-        SELECT DISTINCT g.ip, e.code, e.effective_from, e.effective_to, upper(g.country_iso) AS country
-        FROM enrichment.ip_geolocation g
-        JOIN mon_embargo e ON e.code = upper(g.country_iso) OR e.code = upper(g.subdivision_iso)
-        WHERE g.found AND coalesce(g.is_valid, true)
-          AND NOT coalesce(g.is_private, false) AND NOT coalesce(g.is_reserved, false)
-    """)
+        conn.executemany(SQL["insert_embargo"], [(e.code, e.effective_from, e.effective_to) for e in config.embargo])
+    conn.execute(SQL["embargo_ips"])
 
 
 def _tables_exist(conn: duckdb.DuckDBPyConnection) -> bool:
-    names = {r[0] for r in conn.execute(
-        "SELECT schema_name || '.' || table_name FROM duckdb_tables() WHERE NOT temporary").fetchall()}
+    names = {r[0] for r in conn.execute(SQL["stored_tables"]).fetchall()}
     return {"raw.activities", "enrichment.ip_geolocation"} <= names
+
+
+@dataclass(frozen=True)
+class RuleSpan:
+    """The windows of one rule to evaluate: indexes kmin..kmax (window k ends at k * step), and the events' range."""
+
+    rule: Rule
+    kmin: int
+    kmax: int
+    step_us: int
+    threshold: float   # a window fires when its count is > threshold (before any per-group baseline)
+    lo: datetime       # events read: created_at in [lo, hi)
+    hi: datetime
+
+    def result(self) -> MonitorResult:
+        return MonitorResult(rule=self.rule, first_window_end=_from_us(self.kmin * self.step_us),
+                             last_window_end=_from_us(self.kmax * self.step_us),
+                             windows_evaluated=self.kmax - self.kmin + 1)
+
+
+def rule_span(rule: Rule, start: datetime, end: datetime) -> RuleSpan:
+    """The windows overlapping [start, end) of one rule, and the events they contain."""
+    kmin, kmax = _span(rule, start, end)
+    step = rule.step_minutes * US_PER_MINUTE
+    width = rule.window_minutes * US_PER_MINUTE
+    # monitor 8: the floor (count >= floor) is count > floor - 1; the baseline raises it per actor and hour
+    base = rule.floor - 1 if rule.name == "resource_deletion_outlier" else rule.threshold
+    return RuleSpan(rule, kmin, kmax, step, base, _from_us(kmin * step - width), _from_us(kmax * step))
+
+
+def incident_from_row(row: tuple, rule: Rule) -> Incident:
+    """An incident from a row of the `incidents` query (window ends in microseconds, the baseline when there is one)."""
+    (name, group, w0, w1, first, last, ids, peak, threshold, mean, stddev, history) = row
+    details: dict[str, Any] = {}
+    if mean is not None:
+        details = {"baseline_mean": round(mean, 4), "baseline_stddev": round(stddev, 4),
+                   "history_hours": int(history)}
+    elif name == "resource_deletion_outlier":
+        details = {"history_hours_below": rule.min_history_hours, "floor_only": True}
+    return Incident(monitor=name, group_key=group or None, first_window_end=_from_us(w0), last_window_end=_from_us(w1),
+                    first_event_at=first, last_event_at=last, activity_ids=list(dict.fromkeys(ids)),
+                    peak_count=int(peak), threshold=float(threshold), details=details)
 
 
 def evaluate(conn: duckdb.DuckDBPyConnection, config: MonitorsConfig, start: datetime, end: datetime,
              monitors: list[str] | None = None) -> dict[str, MonitorResult]:
     """Evaluate the (enabled, selected) monitors over every window overlapping [start, end)."""
     rules = [r for r in config.enabled_rules if monitors is None or r.name in monitors]
-    results = {r.name: MonitorResult(rule=r) for r in rules}
     if not rules or not _tables_exist(conn):
-        return results
-    conn.execute("""CREATE OR REPLACE TEMP TABLE mon_rules (monitor VARCHAR, step_us BIGINT, span INTEGER,
-                    threshold DOUBLE, kmin BIGINT, kmax BIGINT)""")
-    conn.execute("CREATE OR REPLACE TEMP TABLE mon_events (monitor VARCHAR, group_key VARCHAR, id VARCHAR, "
-                 "created_at TIMESTAMPTZ, bucket BIGINT)")
+        return {r.name: MonitorResult(rule=r) for r in rules}
+    spans = [rule_span(rule, start, end) for rule in rules]
+    results = {span.rule.name: span.result() for span in spans}
+    conn.execute(SQL["create_work_tables"])
     if any(r.name == "embargoed_location" for r in rules):
         _prepare_embargo(conn, config)
-    for rule in rules:
-        kmin, kmax = _span(rule, start, end)
-        step = rule.step_minutes * US_PER_MINUTE
-        width = rule.window_minutes * US_PER_MINUTE
-        # monitor 8: the floor (count >= floor) is count > floor - 1; the baseline raises it per actor and hour
-        base = rule.floor - 1 if rule.name == "resource_deletion_outlier" else rule.threshold
-        conn.execute("INSERT INTO mon_rules VALUES (?, ?, ?, ?, ?, ?)",
-                     [rule.name, step, rule.windows_per_span, base, kmin, kmax])
-        res = results[rule.name]
-        res.first_window_end, res.last_window_end = _from_us(kmin * step), _from_us(kmax * step)
-        res.windows_evaluated = kmax - kmin + 1
-        lo, hi = _from_us(kmin * step - width), _from_us(kmax * step)
-        if rule.name in SEED_MONITOR_NAMES:
-            conn.execute(f"""
-                INSERT INTO mon_events
-                SELECT $monitor, m.group_key, m.id, m.created_at, epoch_us(m.created_at) // $step
-                FROM ({_match_sql(rule)}) m
-            """, {"monitor": rule.name, "step": step, "lo": lo, "hi": hi})
-        elif rule.kind == "first_seen" and not conn.execute(
-                f"SELECT count(*) FROM ({_generic_rows(rule, _base_filter(rule))})", {"lo": lo, "hi": hi}
-                ).fetchone()[0]:
-            pass  # no candidate in the window: the history is not read (cost follows the new data)
-        else:
-            conn.execute(f"""
-                INSERT INTO mon_events
-                SELECT $monitor, m.group_key, m.id, m.created_at, epoch_us(m.anchor_at) // $step
-                FROM ({_peer_sql(rule)}) m
-            """, {"monitor": rule.name, "step": step, "lo": lo, "hi": hi, **_extra_params(rule, lo)})
-
-    conn.execute("""
-        CREATE OR REPLACE TEMP TABLE mon_windows AS
-        SELECT monitor, group_key, k, sum(n) AS cnt
-        FROM (SELECT b.monitor, b.group_key, b.n, b.bucket + unnest(range(1, r.span + 1)) AS k
-              FROM (SELECT monitor, group_key, bucket, count(*) AS n FROM mon_events GROUP BY ALL) b
-              JOIN mon_rules r USING (monitor))
-        GROUP BY ALL
-    """)
-    conn.execute("CREATE OR REPLACE TEMP TABLE mon_thresholds (monitor VARCHAR, group_key VARCHAR, k BIGINT, "
-                 "threshold DOUBLE, mean DOUBLE, stddev DOUBLE, history_hours BIGINT)")
+    for span in spans:
+        conn.execute(SQL["insert_rule"], [span.rule.name, span.step_us, span.rule.windows_per_span, span.threshold,
+                                          span.kmin, span.kmax])
+        _insert_events(conn, span)
+    conn.execute(SQL["windows"])
     if "resource_deletion_outlier" in results:
         _deletion_baselines(conn, results["resource_deletion_outlier"].rule)
-
-    for name, n in conn.execute("""
-            SELECT e.monitor, count(*) FROM mon_events e JOIN mon_rules r USING (monitor)
-            WHERE e.bucket >= r.kmin - r.span AND e.bucket <= r.kmax - 1 GROUP BY 1""").fetchall():
+    for name, n in conn.execute(SQL["matching_events"]).fetchall():
         results[name].matching_events = n
-
-    rows = conn.execute("""
-        WITH firing AS (
-            SELECT w.monitor, w.group_key, w.k, w.cnt,
-                   coalesce(t.threshold, r.threshold) AS threshold, t.mean, t.stddev, t.history_hours
-            FROM mon_windows w JOIN mon_rules r USING (monitor)
-            LEFT JOIN mon_thresholds t USING (monitor, group_key, k)
-            WHERE w.k BETWEEN r.kmin AND r.kmax AND w.cnt > coalesce(t.threshold, r.threshold)
-        ), islands AS (
-            SELECT *, k - row_number() OVER (PARTITION BY monitor, group_key ORDER BY k) AS island FROM firing
-        ), incidents AS (
-            SELECT monitor, group_key, island, min(k) AS k0, max(k) AS k1, max(cnt) AS peak,
-                   arg_min(threshold, k) AS threshold, arg_min(mean, k) AS mean, arg_min(stddev, k) AS stddev,
-                   arg_min(history_hours, k) AS history_hours
-            FROM islands GROUP BY ALL
-        )
-        SELECT i.monitor, i.group_key, i.k0 * r.step_us, i.k1 * r.step_us, min(e.created_at), max(e.created_at),
-               list(e.id ORDER BY e.created_at, e.id), i.peak, i.threshold, i.mean, i.stddev, i.history_hours
-        FROM incidents i JOIN mon_rules r USING (monitor)
-        JOIN mon_events e ON e.monitor = i.monitor AND e.group_key = i.group_key
-                         AND e.bucket BETWEEN i.k0 - r.span AND i.k1 - 1
-        GROUP BY ALL
-        ORDER BY 1, 5, 2
-    """).fetchall()
-    for (name, group, w0, w1, first, last, ids, peak, threshold, mean, stddev, history) in rows:
-        details: dict[str, Any] = {}
-        if mean is not None:
-            details = {"baseline_mean": round(mean, 4), "baseline_stddev": round(stddev, 4),
-                       "history_hours": int(history)}
-        elif name == "resource_deletion_outlier":
-            details = {"history_hours_below": results[name].rule.min_history_hours, "floor_only": True}
-        results[name].incidents.append(Incident(
-            monitor=name, group_key=group or None, first_window_end=_from_us(w0), last_window_end=_from_us(w1),
-            first_event_at=first, last_event_at=last, activity_ids=list(dict.fromkeys(ids)), peak_count=int(peak),
-            threshold=float(threshold), details=details))
-    conn.execute("; ".join(f"DROP TABLE IF EXISTS {t}" for t in (
-        "mon_rules", "mon_events", "mon_windows", "mon_thresholds", "mon_embargo", "mon_embargo_ips")))
+    for row in conn.execute(SQL["incidents"]).fetchall():
+        results[row[0]].incidents.append(incident_from_row(row, results[row[0]].rule))
+    conn.execute(SQL["drop_work_tables"])
     return results
+
+
+def _insert_events(conn: duckdb.DuckDBPyConnection, span: RuleSpan) -> None:
+    """The rule's matching events of the span into mon_events, each in the step bucket it counts at."""
+    rule = span.rule
+    params = {"monitor": rule.name, "step": span.step_us, "lo": span.lo, "hi": span.hi}
+    if rule.name in SEED_MONITOR_NAMES:
+        conn.execute(f"""
+            INSERT INTO mon_events
+            SELECT $monitor, m.group_key, m.id, m.created_at, epoch_us(m.created_at) // $step
+            FROM ({_match_sql(rule)}) m
+        """, params)
+    elif rule.kind == "first_seen" and not conn.execute(
+            f"SELECT count(*) FROM ({_generic_rows(rule, _base_filter(rule))})", {"lo": span.lo, "hi": span.hi}
+            ).fetchone()[0]:
+        pass  # no candidate in the window: the history is not read (cost follows the new data)
+    else:
+        conn.execute(f"""
+            INSERT INTO mon_events
+            SELECT $monitor, m.group_key, m.id, m.created_at, epoch_us(m.anchor_at) // $step
+            FROM ({_peer_sql(rule)}) m
+        """, {**params, **_extra_params(rule, span.lo)})
 
 
 def _deletion_baselines(conn: duckdb.DuckDBPyConnection, rule: Rule) -> None:
@@ -457,11 +440,7 @@ def _deletion_baselines(conn: duckdb.DuckDBPyConnection, rule: Rule) -> None:
     name = rule.name
     hour = rule.step_minutes * US_PER_MINUTE  # the bucket (1 hour by default)
     baseline = rule.baseline_days * 24 * 60 // rule.step_minutes  # buckets of history
-    conn.execute("""
-        CREATE OR REPLACE TEMP TABLE m8_cand AS
-        SELECT w.group_key, w.k FROM mon_windows w JOIN mon_rules r USING (monitor)
-        WHERE w.monitor = $name AND w.k BETWEEN r.kmin AND r.kmax AND w.cnt >= $floor
-    """, {"name": name, "floor": rule.floor})
+    conn.execute(SQL["deletion_candidates"], {"name": name, "floor": rule.floor})
     bounds = conn.execute("SELECT min(k), max(k) FROM m8_cand").fetchone()
     if bounds[0] is None:
         conn.execute("DROP TABLE m8_cand")
@@ -501,8 +480,7 @@ def _deletion_baselines(conn: duckdb.DuckDBPyConnection, rule: Rule) -> None:
         conn.execute("CREATE OR REPLACE TEMP TABLE m8_first AS SELECT group_key, min(first_seen) AS first_seen "
                      "FROM m8_first GROUP BY 1")
     # Hourly deletion counts: the evaluated span is already in mon_events; only older history is read.
-    span_lo = conn.execute("SELECT min(created_at) FROM mon_events WHERE monitor = $name", {"name": name}
-                           ).fetchone()[0]
+    span_lo = conn.execute(SQL["first_event_of"], {"name": name}).fetchone()[0]
     older_hi = min(hist_hi, span_lo) if span_lo is not None else hist_hi
     older = ""
     if hist_lo < older_hi:
@@ -519,25 +497,9 @@ def _deletion_baselines(conn: duckdb.DuckDBPyConnection, rule: Rule) -> None:
         GROUP BY ALL
     """, {"hour": hour, "lo": hist_lo, "hi": hist_hi, "name": name,
           **({"older_hi": older_hi} if older else {})})
-    conn.execute("""
-        INSERT INTO mon_thresholds
-        WITH c AS (
-            SELECT c.group_key, c.k,
-                   least($baseline, greatest(0, (c.k - 1) - epoch_us(f.first_seen) // $hour)) AS n_hours
-            FROM m8_cand c JOIN m8_first f USING (group_key)
-        ), s AS (
-            SELECT c.group_key, c.k, c.n_hours, coalesce(sum(h.n), 0) AS s1, coalesce(sum(h.n * h.n), 0) AS s2
-            FROM c LEFT JOIN m8_hist h
-              ON h.group_key = c.group_key AND h.h >= c.k - 1 - c.n_hours AND h.h < c.k - 1
-            GROUP BY ALL
-        ), stats AS (
-            SELECT group_key, k, n_hours, s1 / n_hours AS mean,
-                   sqrt(greatest(s2 / n_hours - (s1 / n_hours) ^ 2, 0)) AS stddev
-            FROM s WHERE n_hours >= $min_hours AND n_hours > 0
-        )
-        SELECT $name, group_key, k, greatest($floor - 1, mean + $sigmas * stddev), mean, stddev, n_hours FROM stats
-    """, {"baseline": baseline, "hour": hour, "min_hours": rule.min_history_hours * 60 // rule.step_minutes,
-          "name": name, "floor": rule.floor, "sigmas": rule.sigmas})
+    conn.execute(SQL["deletion_thresholds"], {
+        "baseline": baseline, "hour": hour, "min_hours": rule.min_history_hours * 60 // rule.step_minutes,
+        "name": name, "floor": rule.floor, "sigmas": rule.sigmas})
     conn.execute("DROP TABLE m8_cand; DROP TABLE m8_first; DROP TABLE m8_hist")
 
 

@@ -21,72 +21,10 @@ import orjson
 import pyarrow as pa
 
 from pipeline.compliance_api.hostile import RejectedRecord
+from pipeline.sql_files import queries_beside
 
-CHATS_DDL = """
-CREATE SCHEMA IF NOT EXISTS raw;
-CREATE SCHEMA IF NOT EXISTS restricted;
-
-CREATE TABLE IF NOT EXISTS raw.chats (
-    id                 VARCHAR NOT NULL,
-    name               VARCHAR,
-    model              VARCHAR,
-    project_id         VARCHAR,
-    user_id            VARCHAR,
-    user_email         VARCHAR,
-    href               VARCHAR,
-    organization_uuid  VARCHAR,
-    organization_id    VARCHAR,
-    created_at         TIMESTAMPTZ,
-    updated_at         TIMESTAMPTZ,
-    deleted_at         TIMESTAMPTZ,      -- soft delete by the user: still readable
-    hard_deleted_at    TIMESTAMPTZ,      -- when we found it gone (404): kept, never shown as live
-    message_count      INTEGER,
-    raw                JSON NOT NULL,    -- the chat object without its messages
-    content_hash       UBIGINT NOT NULL,
-    fetched_at         TIMESTAMPTZ NOT NULL,
-    run_id             VARCHAR NOT NULL
-);
-
-CREATE TABLE IF NOT EXISTS raw.chat_messages (
-    id               VARCHAR NOT NULL,
-    chat_id          VARCHAR NOT NULL,
-    position         INTEGER NOT NULL,
-    role             VARCHAR,
-    created_at       TIMESTAMPTZ,
-    block_types      VARCHAR[],
-    text_chars       INTEGER,         -- characters of text blocks (the text itself is never here)
-    tool_names       VARCHAR[],
-    has_error        BOOLEAN,         -- a tool_result with is_error
-    files            JSON,
-    generated_files  JSON,
-    artifacts        JSON,
-    content_shape    JSON,            -- the content blocks without their text, input or result content
-    content_hash     UBIGINT NOT NULL,
-    fetched_at       TIMESTAMPTZ NOT NULL,
-    run_id           VARCHAR NOT NULL
-);
-
-CREATE TABLE IF NOT EXISTS restricted.chat_message_text (
-    message_id   VARCHAR NOT NULL,
-    chat_id      VARCHAR NOT NULL,
-    block_index  INTEGER NOT NULL,
-    block_type   VARCHAR NOT NULL,    -- text | tool_use_input | tool_result
-    text         VARCHAR NOT NULL
-);
-
-CREATE TABLE IF NOT EXISTS raw.chats_quarantine (
-    window_start  TIMESTAMPTZ NOT NULL,
-    window_end    TIMESTAMPTZ NOT NULL,
-    reason        VARCHAR NOT NULL,
-    chat_id       VARCHAR,
-    payload       JSON NOT NULL,
-    payload_hash  UBIGINT NOT NULL,
-    fetched_at    TIMESTAMPTZ NOT NULL,
-    run_id        VARCHAR NOT NULL
-);
--- The record's bytes as delivered (base64; payload is a readable rendering when they are not valid JSON text).
-ALTER TABLE raw.chats_quarantine ADD COLUMN IF NOT EXISTS raw_base64 VARCHAR;
-"""
+SQL = queries_beside(__file__)
+CHATS_DDL = SQL["ddl"]
 
 _TEXT_KEYS = {"text": "text", "input": "tool_use_input", "content": "tool_result"}
 
@@ -298,119 +236,126 @@ _QUARANTINE_SCHEMA = pa.schema([("reason", pa.string()), ("chat_id", pa.string()
                                 ("payload_hash", pa.uint64()), ("raw_base64", pa.string())])
 
 
+@dataclass
+class ChatWindowRows:
+    """The rows a window run stores, shaped (no database yet)."""
+
+    chats: list[dict] = field(default_factory=list)
+    messages: list[dict] = field(default_factory=list)
+    texts: list[dict] = field(default_factory=list)
+    quarantine: list[dict] = field(default_factory=list)
+
+
+def shape_messages(chat_id: str, chat_messages: list, *, run_id: str, fetched_at: datetime,
+                   store_text: bool) -> ChatWindowRows:
+    """One chat's message rows (shape only), text rows (when stored) and quarantined messages."""
+    rows = ChatWindowRows()
+    message_ids: set[str] = set()
+    for position, message in enumerate(chat_messages):
+        reason = validate_message(message)
+        if not reason and message["id"] in message_ids:  # repeated with other content: the first one is kept
+            reason = "message_conflicting_duplicate"
+        if reason:
+            rows.quarantine.append(_quarantined(reason, chat_id, message))
+            continue
+        message_ids.add(message["id"])
+        row, pieces = split_message(message)
+        rows.messages.append({"id": message["id"], "chat_id": chat_id, "position": position, **row,
+                              "content_hash": _hash([row["content_shape"], row["files"], row["generated_files"],
+                                                     row["artifacts"], row["role"], message.get("created_at"),
+                                                     pieces if store_text else None]),
+                              "fetched_at": fetched_at, "run_id": run_id})
+        if store_text:
+            rows.texts.extend({"message_id": message["id"], "chat_id": chat_id, "block_index": i, "block_type": t,
+                               "text": text} for i, t, text in pieces)
+    return rows
+
+
+def shape_chat_window(fetched: list[FetchedChat], malformed: list, *, run_id: str, fetched_at: datetime,
+                      store_text: bool) -> ChatWindowRows:
+    """Every row a window run stores: chats, their messages and texts, and the quarantined records with reasons."""
+    rows = ChatWindowRows()
+    for item in malformed:
+        rows.quarantine.append(_quarantined(validate_chat(item) or "invalid", _id_of(item), item))
+    for f in fetched:
+        if f.hard_deleted or f.detail is None:
+            rows.chats.append(_chat_row(f.listed, None, fetched_at, run_id, hard_deleted=True))
+            continue
+        chat_id = f.listed["id"]
+        chat_messages = f.detail.get("chat_messages") or []
+        if not isinstance(chat_messages, list):
+            chat_messages = [chat_messages]
+        shaped = shape_messages(chat_id, chat_messages, run_id=run_id, fetched_at=fetched_at, store_text=store_text)
+        rows.messages += shaped.messages
+        rows.texts += shaped.texts
+        rows.quarantine += shaped.quarantine
+        detail_fields = {k: v for k, v in f.detail.items() if k != "chat_messages"}
+        detail = {**f.listed, **detail_fields}
+        reason = validate_chat(detail)
+        if reason:  # the messages response's chat fields are hostile: the list item's stand, they go to quarantine
+            rows.quarantine.append(_quarantined(f"detail_{reason}", chat_id, detail_fields))
+            detail = f.listed
+        rows.chats.append(_chat_row(detail, len(shaped.messages), fetched_at, run_id, hard_deleted=False))
+    return rows
+
+
+def chat_load_result(counts: dict[str, int], quarantine: list[dict], chats_seen: int) -> ChatLoadResult:
+    """The run's figures from the row counts of the apply's statements."""
+    updated = min(counts["stale_messages"], counts["inserted_messages"])
+    reasons: dict[str, int] = {}
+    for q in quarantine:
+        reasons[q["reason"]] = reasons.get(q["reason"], 0) + 1
+    return ChatLoadResult(
+        chats_seen=chats_seen, chats_updated=counts["changed_chats"],
+        chats_inserted=counts["inserted_chats"] - counts["changed_chats"] - counts["new_gone_chats"],
+        chats_hard_deleted=counts["marked_hard_deleted"] + counts["new_gone_chats"],
+        messages_updated=updated, messages_removed=counts["stale_messages"] - updated,
+        messages_inserted=counts["inserted_messages"] - updated, text_rows=counts["inserted_texts"],
+        quarantined=len(quarantine), quarantine_reasons=reasons)
+
+
 def load_chat_window(conn: duckdb.DuckDBPyConnection, fetched: list[FetchedChat], malformed: list, start: datetime,
                      end: datetime, *, run_id: str, fetched_at: datetime, store_text: bool) -> ChatLoadResult:
     """Upsert the chats and messages a window run fetched, in one transaction."""
     conn.execute(CHATS_DDL)
-    result = ChatLoadResult(chats_seen=len(fetched))
-    chats, messages, texts, quarantine = [], [], [], []
-    for item in malformed:
-        quarantine.append(_quarantined(validate_chat(item) or "invalid", _id_of(item), item))
-    for f in fetched:
-        chat_id = f.listed["id"]
-        if f.hard_deleted or f.detail is None:
-            chats.append(_chat_row(f.listed, None, fetched_at, run_id, hard_deleted=True))
-            continue
-        chat_messages = f.detail.get("chat_messages") or []
-        if not isinstance(chat_messages, list):
-            chat_messages = [chat_messages]
-        good = 0
-        message_ids: set[str] = set()
-        for position, message in enumerate(chat_messages):
-            reason = validate_message(message)
-            if not reason and message["id"] in message_ids:  # repeated with other content: the first one is kept
-                reason = "message_conflicting_duplicate"
-            if reason:
-                quarantine.append(_quarantined(reason, chat_id, message))
-                continue
-            good += 1
-            message_ids.add(message["id"])
-            row, pieces = split_message(message)
-            messages.append({"id": message["id"], "chat_id": chat_id, "position": position, **row,
-                             "content_hash": _hash([row["content_shape"], row["files"], row["generated_files"],
-                                                    row["artifacts"], row["role"], message.get("created_at"),
-                                                    pieces if store_text else None]),
-                             "fetched_at": fetched_at, "run_id": run_id})
-            if store_text:
-                texts.extend({"message_id": message["id"], "chat_id": chat_id, "block_index": i, "block_type": t,
-                              "text": text} for i, t, text in pieces)
-        detail = {**f.listed, **{k: v for k, v in f.detail.items() if k != "chat_messages"}}
-        reason = validate_chat(detail)
-        if reason:  # the messages response's chat fields are hostile: the list item's stand, they go to quarantine
-            quarantine.append(_quarantined(f"detail_{reason}", chat_id,
-                                           {k: v for k, v in f.detail.items() if k != "chat_messages"}))
-            detail = f.listed
-        chats.append(_chat_row(detail, good, fetched_at, run_id, hard_deleted=False))
+    rows = shape_chat_window(fetched, malformed, run_id=run_id, fetched_at=fetched_at, store_text=store_text)
+    counts = apply_chat_rows(conn, rows, {"start": start, "end": end, "now": fetched_at, "run_id": run_id},
+                             store_text=store_text)
+    return chat_load_result(counts, rows.quarantine, len(fetched))
 
+
+def apply_chat_rows(conn: duckdb.DuckDBPyConnection, rows: ChatWindowRows, window: dict, *,
+                    store_text: bool) -> dict[str, int]:
+    """Store shaped rows in one transaction (statements in chats.sql): chats replaced only when their content
+    changed, a 404 marks the stored row hard-deleted, the messages of every chat fetched in full replaced by the API's
+    current set (changed rows only). Returns each statement's row count."""
+    def count(name: str, params: dict | None = None) -> int:
+        return conn.execute(SQL[name], params).fetchone()[0]
+
+    staged = {"new_chats": (rows.chats, _CHAT_SCHEMA), "new_messages": (rows.messages, _MESSAGE_SCHEMA),
+              "new_texts": (rows.texts, _TEXT_SCHEMA), "new_quarantine": (rows.quarantine, _QUARANTINE_SCHEMA)}
     conn.execute("BEGIN TRANSACTION")
     try:
-        conn.register("new_chats", _table(chats, _CHAT_SCHEMA))
-        conn.register("new_messages", _table(messages, _MESSAGE_SCHEMA))
-        conn.register("new_texts", _table(texts, _TEXT_SCHEMA))
-        conn.register("new_quarantine", _table(quarantine, _QUARANTINE_SCHEMA))
-        # Chats: replace a row only when its content changed; a 404 keeps the stored row and marks it hard-deleted.
-        marked = conn.execute("""
-            UPDATE raw.chats c SET hard_deleted_at = n.hard_deleted_at, fetched_at = n.fetched_at, run_id = n.run_id
-            FROM new_chats n WHERE c.id = n.id AND n.hard_deleted_at IS NOT NULL AND c.hard_deleted_at IS NULL
-        """).fetchone()[0]
-        new_gone = conn.execute("""
-            SELECT count(*) FROM new_chats n
-            WHERE n.hard_deleted_at IS NOT NULL AND NOT EXISTS (SELECT 1 FROM raw.chats c WHERE c.id = n.id)
-        """).fetchone()[0]
-        result.chats_updated = conn.execute("""
-            DELETE FROM raw.chats c USING new_chats n
-            WHERE c.id = n.id AND n.hard_deleted_at IS NULL AND c.content_hash <> n.content_hash
-        """).fetchone()[0]
-        inserted = conn.execute("""
-            INSERT INTO raw.chats SELECT * FROM new_chats n
-            WHERE NOT EXISTS (SELECT 1 FROM raw.chats c WHERE c.id = n.id)
-        """).fetchone()[0]
-        result.chats_hard_deleted = marked + new_gone
-        result.chats_inserted = inserted - result.chats_updated - new_gone
-        # Messages of every chat fetched in full: the API's current set replaces ours, changed rows only.
-        conn.execute("""
-            CREATE OR REPLACE TEMP TABLE fetched_chat_ids AS
-            SELECT id FROM new_chats WHERE hard_deleted_at IS NULL
-        """)
-        conn.execute("""
-            CREATE OR REPLACE TEMP TABLE stale_messages AS
-            SELECT m.id FROM raw.chat_messages m JOIN fetched_chat_ids f ON m.chat_id = f.id
-            WHERE NOT EXISTS (SELECT 1 FROM new_messages n WHERE n.id = m.id AND n.content_hash = m.content_hash)
-        """)
-        stale = conn.execute("SELECT count(*) FROM stale_messages").fetchone()[0]
-        conn.execute("DELETE FROM raw.chat_messages WHERE id IN (SELECT id FROM stale_messages)")
-        conn.execute("DELETE FROM restricted.chat_message_text WHERE message_id IN (SELECT id FROM stale_messages)")
-        new_messages = conn.execute("""
-            INSERT INTO raw.chat_messages SELECT * FROM new_messages n
-            WHERE NOT EXISTS (SELECT 1 FROM raw.chat_messages m WHERE m.id = n.id)
-        """).fetchone()[0]
-        result.messages_updated = min(stale, new_messages)
-        result.messages_removed = stale - result.messages_updated
-        result.messages_inserted = new_messages - result.messages_updated
-        result.text_rows = conn.execute("""
-            INSERT INTO restricted.chat_message_text SELECT * FROM new_texts t
-            WHERE NOT EXISTS (SELECT 1 FROM restricted.chat_message_text r WHERE r.message_id = t.message_id)
-        """).fetchone()[0]
+        for name, (table_rows, schema) in staged.items():
+            conn.register(name, _table(table_rows, schema))
+        counts = {name: count(name) for name in ("marked_hard_deleted", "new_gone_chats", "changed_chats",
+                                                 "inserted_chats")}
+        conn.execute(SQL["stage_stale_messages"])
+        counts["stale_messages"] = count("stale_messages")
+        conn.execute(SQL["delete_stale_messages"])
+        counts["inserted_messages"] = count("inserted_messages")
+        counts["inserted_texts"] = count("inserted_texts")
         if not store_text:
-            conn.execute("DELETE FROM restricted.chat_message_text")
-        conn.execute("""
-            INSERT INTO raw.chats_quarantine
-            SELECT $start, $end, q.reason, q.chat_id, q.payload, q.payload_hash, $now, $run_id, q.raw_base64
-            FROM new_quarantine q
-            WHERE NOT EXISTS (SELECT 1 FROM raw.chats_quarantine r WHERE r.payload_hash = q.payload_hash)
-        """, {"start": start, "end": end, "now": fetched_at, "run_id": run_id})
-        for name in ("new_chats", "new_messages", "new_texts", "new_quarantine"):
+            conn.execute(SQL["delete_all_texts"])
+        conn.execute(SQL["insert_quarantine"], window)
+        for name in staged:
             conn.unregister(name)
-        conn.execute("DROP TABLE fetched_chat_ids")
-        conn.execute("DROP TABLE stale_messages")
+        conn.execute(SQL["drop_staging"])
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
         raise
-    for q in quarantine:
-        result.quarantine_reasons[q["reason"]] = result.quarantine_reasons.get(q["reason"], 0) + 1
-    result.quarantined = len(quarantine)
-    return result
+    return counts
 
 
 def _id_of(item) -> str | None:
