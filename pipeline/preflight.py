@@ -45,7 +45,7 @@ from pipeline.compliance_api import (
     TransportError,
 )
 from pipeline.compliance_api.endpoints import CHATS_PATH, ORGANIZATIONS_PATH
-from pipeline.compliance_api.transport import _is_loopback
+from pipeline.compliance_api.transport import BASE_URL_ENV, _is_loopback
 from pipeline.config import DEFAULT_BASE_URL, Settings
 from pipeline.enrichment.geo import ENV_VAR as GEOIP_ENV
 from pipeline.enrichment.geo import GeoIPDatabaseError, GeoIPLookup, bundled_database_path
@@ -55,7 +55,6 @@ OK, WARN, FAIL = "OK", "WARN", "FAIL"
 TIMEOUT_SECONDS = 10.0
 GEOIP_MAX_AGE_DAYS = 35
 
-BASE_URL_ENV = "COMPLIANCE_API_BASE_URL"
 WAREHOUSE_ENV = "COMPLIANCE_WAREHOUSE_PATH"
 SERVING_ENV = "COMPLIANCE_SERVING_PATH"
 

@@ -60,6 +60,12 @@ def _http_url(value: str) -> str:
     return value
 
 
+def _webhook_url(value: str) -> str:
+    """Checked like a base URL but kept as given (a receiver may tell `/hook` from `/hook/`)."""
+    _http_url(value)
+    return value.strip()
+
+
 def _memory_limit(value: str) -> str:
     if not _MEMORY_LIMIT.match(value.strip()):
         raise ValueError("not a size")
@@ -105,6 +111,7 @@ def _multiple_of_5(value: int) -> int:
 
 ProjectPath = Annotated[Path, AfterValidator(_project_path)]
 HttpUrl = Annotated[str, AfterValidator(_http_url)]
+WebhookUrl = Annotated[str, AfterValidator(_webhook_url)]
 MemoryLimit = Annotated[str, AfterValidator(_memory_limit)]
 
 
@@ -162,7 +169,7 @@ class PipelineSettings(BaseSettings):
         "COMPLIANCE_SERVING_RETAIN_MINUTES", "a number of minutes >= 0", 60.0, ge=0)
     geoip_city_db: Annotated[Path, AfterValidator(_existing_file)] | None = _setting(
         "GEOIP_CITY_DB", "the path of an existing GeoLite2/GeoIP2 City .mmdb file")
-    alert_webhook_url: HttpUrl | None = _setting("COMPLIANCE_ALERT_WEBHOOK_URL", "an http(s):// URL")
+    alert_webhook_url: WebhookUrl | None = _setting("COMPLIANCE_ALERT_WEBHOOK_URL", "an http(s):// URL")
     dashboard_host: str = _setting(
         "COMPLIANCE_DASHBOARD_HOST", "an address to bind the dashboard app to (it has no login: keep loopback)",
         "127.0.0.1", min_length=1)
@@ -176,6 +183,11 @@ class PipelineSettings(BaseSettings):
         "COMPLIANCE_ALERT_WEBHOOK_TIMEOUT_SECONDS", "a number of seconds > 0", 10.0, gt=0)
     alert_tick_deadline_seconds: float = _setting(
         "COMPLIANCE_ALERT_TICK_DEADLINE_SECONDS", "a number of seconds > 0", 20.0, gt=0)
+    alert_retry_base_seconds: float = _setting(
+        "COMPLIANCE_ALERT_RETRY_BASE_SECONDS", "a number of seconds >= 0", 30.0, ge=0)
+    alert_retry_max_seconds: float = _setting(
+        "COMPLIANCE_ALERT_RETRY_MAX_SECONDS", "a number of seconds >= 0", 900.0, ge=0)
+    alert_max_per_tick: int = _setting("COMPLIANCE_ALERT_MAX_PER_TICK", "a whole number of alerts >= 1", 20, ge=1)
 
     @model_validator(mode="after")
     def _checks_across_fields(self) -> "PipelineSettings":

@@ -28,7 +28,7 @@ import ast
 import re
 from typing import Any
 
-API_KEY_ENV = "ANTHROPIC_COMPLIANCE_ACCESS_KEY"
+from pipeline.settings import API_KEY_ENV
 
 # Which scope an endpoint needs (contract §1-§2): used when a 403 body does not say it.
 _SCOPE_ACTIVITIES = "read:compliance_activities"

@@ -20,7 +20,6 @@ from __future__ import annotations
 import ipaddress
 import logging
 import math
-import os
 import random
 import time
 import urllib.parse
@@ -45,14 +44,15 @@ from pipeline.compliance_api.errors import (
 from pipeline.compliance_api.hostile import decode_with_rejects, is_content_error
 from pipeline.compliance_api.key import APIKey, KeyAuth, key_from_env
 from pipeline.compliance_api.ratelimit import RequestBudget, shared_budget
+from pipeline.settings import DEFAULT_BASE_URL, PipelineSettings, load_settings
 
 logger = logging.getLogger("pipeline.compliance_api")
 
-DEFAULT_BASE_URL = "https://api.anthropic.com"
-BASE_URL_ENV = "COMPLIANCE_API_BASE_URL"
-TIMEOUT_ENV = "COMPLIANCE_API_TIMEOUT_SECONDS"
-MAX_RETRIES_ENV = "COMPLIANCE_API_MAX_RETRIES"
-RPM_ENV = "COMPLIANCE_API_REQUESTS_PER_MINUTE"
+# The variables' names, from the settings that read them (one definition each).
+BASE_URL_ENV = PipelineSettings.model_fields["api_base_url"].validation_alias
+TIMEOUT_ENV = PipelineSettings.model_fields["api_timeout_seconds"].validation_alias
+MAX_RETRIES_ENV = PipelineSettings.model_fields["api_max_retries"].validation_alias
+RPM_ENV = PipelineSettings.model_fields["api_requests_per_minute"].validation_alias
 ANTHROPIC_VERSION = "2023-06-01"
 
 
@@ -167,13 +167,16 @@ def _validate_object(data: Any) -> None:
         raise InvalidResponseError(f"expected a JSON object, got {type(data).__name__}")
 
 
-ALLOWED_HOSTS_ENV = "COMPLIANCE_API_ALLOWED_HOSTS"
+ALLOWED_HOSTS_ENV = PipelineSettings.model_fields["api_allowed_hosts"].validation_alias
 
 
 def allowed_hosts(env: Mapping[str, str] | None = None) -> set[str]:
     """Hosts the key may be sent to: the host of COMPLIANCE_API_BASE_URL (default api.anthropic.com) and those listed
-    in COMPLIANCE_API_ALLOWED_HOSTS (comma-separated). Set on the host, never from the UI."""
-    env = os.environ if env is None else env
+    in COMPLIANCE_API_ALLOWED_HOSTS (comma-separated). Set on the host, never from the UI. `env` (variable -> value)
+    stands in for the validated settings."""
+    if env is None:
+        settings = load_settings()
+        env = {BASE_URL_ENV: settings.api_base_url, ALLOWED_HOSTS_ENV: settings.api_allowed_hosts or ""}
     configured = urllib.parse.urlsplit((env.get(BASE_URL_ENV) or DEFAULT_BASE_URL).strip()).hostname
     listed = {h.strip().lower() for h in (env.get(ALLOWED_HOSTS_ENV) or "").split(",") if h.strip()}
     return {h for h in {configured, *listed} if h}
@@ -219,7 +222,7 @@ class ComplianceTransport:
         if api_key is None:
             api_key = key_from_env(api_key_env)
         self._key = api_key if isinstance(api_key, APIKey) else APIKey(api_key)
-        base_url = (base_url or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL).rstrip("/")
+        base_url = (base_url or load_settings().api_base_url).rstrip("/")
         parsed = urllib.parse.urlsplit(base_url)
         if parsed.scheme not in ("http", "https") or not parsed.hostname:
             raise ConfigurationError(f"Invalid Compliance API base URL {base_url!r} (expected http(s)://host[:port]).")
@@ -251,24 +254,12 @@ class ComplianceTransport:
 
     @classmethod
     def from_env(cls, **overrides: Any) -> Self:
-        """Build from the environment: key, base URL, timeout, max retries and requests/minute (overrides win)."""
-        env = os.environ
-
-        def number(name: str, conv: Callable[[str], Any]) -> Any:
-            raw = env.get(name)
-            if raw in (None, ""):
-                return None
-            try:
-                return conv(raw)
-            except ValueError:
-                raise ConfigurationError(f"{name}={raw!r} is not a number.") from None
-
-        kwargs: dict[str, Any] = {}
-        for name, param, conv in ((TIMEOUT_ENV, "timeout", float), (MAX_RETRIES_ENV, "max_retries", int),
-                                  (RPM_ENV, "requests_per_minute", int)):
-            value = number(name, conv)
-            if value is not None:
-                kwargs[param] = value
+        """Build from the environment: key (key.py), then base URL, timeout, max retries and requests/minute from the
+        validated settings (pipeline.settings; overrides win)."""
+        settings = load_settings()
+        kwargs: dict[str, Any] = {"base_url": settings.api_base_url, "timeout": settings.api_timeout_seconds,
+                                  "max_retries": settings.api_max_retries,
+                                  "requests_per_minute": settings.api_requests_per_minute}
         kwargs.update(overrides)
         return cls(**kwargs)
 

@@ -1,19 +1,20 @@
 """Resources shared by every domain: the Compliance API client and the warehouse location.
-The API key is read from the environment by the client itself: it is in no resource field, run config or UI.
+Their defaults come from the validated settings (pipeline.settings). The API key is read from the environment by the
+client itself: it is in no resource field, run config or UI.
 """
 
-
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import dagster as dg
 import duckdb
 
-from pipeline.compliance_api import BASE_URL_ENV, DEFAULT_BASE_URL, ComplianceClient
+from pipeline.compliance_api import ComplianceClient
 from pipeline.compliance_api.transport import check_base_url
-from pipeline.config import Settings
+from pipeline.settings import PipelineSettings, load_settings
 from pipeline.warehouse.connection import open_warehouse
+
+_DEFAULTS = PipelineSettings.model_fields  # one default per setting: the settings' own
 
 
 class ComplianceAPIResource(dg.ConfigurableResource):
@@ -25,12 +26,12 @@ class ComplianceAPIResource(dg.ConfigurableResource):
     """
 
     base_url: str = ""  # empty: COMPLIANCE_API_BASE_URL
-    timeout_seconds: float = 30.0
-    max_retries: int = 8
-    requests_per_minute: int = 600
+    timeout_seconds: float = _DEFAULTS["api_timeout_seconds"].default
+    max_retries: int = _DEFAULTS["api_max_retries"].default
+    requests_per_minute: int = _DEFAULTS["api_requests_per_minute"].default
 
     def client(self) -> ComplianceClient:
-        base_url = check_base_url(self.base_url or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL)
+        base_url = check_base_url(self.base_url or load_settings().api_base_url)
         return ComplianceClient(base_url=base_url, timeout=self.timeout_seconds, max_retries=self.max_retries,
                                 requests_per_minute=self.requests_per_minute)
 
@@ -53,15 +54,15 @@ class GeoIPResource(dg.ConfigurableResource):
     city_db_path: str = ""
 
 
-def build_resources(settings: Settings | None = None) -> dict:
-    settings = settings or Settings.from_env()
+def build_resources(settings: PipelineSettings | None = None) -> dict:
+    settings = settings or load_settings()
     return {
         "compliance_api": ComplianceAPIResource(
-            base_url=settings.base_url,
-            timeout_seconds=float(os.environ.get("COMPLIANCE_API_TIMEOUT_SECONDS", 30)),
-            max_retries=int(os.environ.get("COMPLIANCE_API_MAX_RETRIES", 8)),
-            requests_per_minute=int(os.environ.get("COMPLIANCE_API_REQUESTS_PER_MINUTE", 600)),
+            base_url=settings.api_base_url,
+            timeout_seconds=settings.api_timeout_seconds,
+            max_retries=settings.api_max_retries,
+            requests_per_minute=settings.api_requests_per_minute,
         ),
         "warehouse": WarehouseResource(path=str(settings.warehouse_path), memory_limit=settings.duckdb_memory_limit),
-        "geoip": GeoIPResource(city_db_path=settings.geoip_city_db or ""),
+        "geoip": GeoIPResource(city_db_path=str(settings.geoip_city_db) if settings.geoip_city_db else ""),
     }

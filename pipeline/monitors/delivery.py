@@ -15,18 +15,17 @@ bad alert cannot block the others. Without a webhook URL each new alert is logge
 Run-failure notifications (`post_or_queue`) are posted at once; when that fails they go to an outbox directory beside
 the warehouse that the alert sensor retries with the same backoff.
 
-Settings (environment): COMPLIANCE_ALERT_WEBHOOK_URL (unset = log only; the URL is a secret and never logged),
-COMPLIANCE_ALERT_WEBHOOK_TIMEOUT_SECONDS (10), COMPLIANCE_ALERT_RETRY_BASE_SECONDS (30),
-COMPLIANCE_ALERT_RETRY_MAX_SECONDS (900), COMPLIANCE_ALERT_MAX_PER_TICK (20; Slack accepts about 1 message/s),
-COMPLIANCE_ALERT_TICK_DEADLINE_SECONDS (20: all posts of a tick). The timeout is the total time of one post.
-Every text is escaped for Slack mrkdwn and capped; values from the data are shown as inline code.
+Settings (environment, validated in pipeline.settings; docs/configuration.md): COMPLIANCE_ALERT_WEBHOOK_URL (unset =
+log only; the URL is a secret and never logged), COMPLIANCE_ALERT_WEBHOOK_TIMEOUT_SECONDS (10),
+COMPLIANCE_ALERT_RETRY_BASE_SECONDS (30), COMPLIANCE_ALERT_RETRY_MAX_SECONDS (900), COMPLIANCE_ALERT_MAX_PER_TICK (20;
+Slack accepts about 1 message/s), COMPLIANCE_ALERT_TICK_DEADLINE_SECONDS (20: all posts of a tick). The timeout is
+the total time of one post. Every text is escaped for Slack mrkdwn and capped; values from the data are shown as inline code.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
 import time
 import uuid
@@ -40,6 +39,7 @@ import httpx
 
 from pipeline.monitors.alerts import alerts_raised_after, mark_delivered, pending_alerts
 from pipeline.monitors.config import MonitorsConfig, load_config
+from pipeline.settings import PipelineSettings, load_settings
 from pipeline.warehouse.connection import WarehouseLockedError, open_warehouse
 
 WEBHOOK_ENV = "COMPLIANCE_ALERT_WEBHOOK_URL"
@@ -57,15 +57,19 @@ class DeliverySettings:
     tick_deadline_seconds: float = 20.0  # all posts of one tick: ends before the next one (every 30 s)
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> "DeliverySettings":
-        env = os.environ if env is None else env
+    def from_env(cls) -> "DeliverySettings":
+        """From the validated environment (pipeline.settings): raises SettingsError naming every invalid variable."""
+        return cls.from_settings(load_settings())
+
+    @classmethod
+    def from_settings(cls, settings: PipelineSettings) -> "DeliverySettings":
         return cls(
-            webhook_url=(env.get(WEBHOOK_ENV) or "").strip() or None,
-            timeout_seconds=float(env.get("COMPLIANCE_ALERT_WEBHOOK_TIMEOUT_SECONDS") or 10),
-            retry_base_seconds=float(env.get("COMPLIANCE_ALERT_RETRY_BASE_SECONDS") or 30),
-            retry_max_seconds=float(env.get("COMPLIANCE_ALERT_RETRY_MAX_SECONDS") or 900),
-            max_per_tick=int(env.get("COMPLIANCE_ALERT_MAX_PER_TICK") or 20),
-            tick_deadline_seconds=float(env.get("COMPLIANCE_ALERT_TICK_DEADLINE_SECONDS") or 20),
+            webhook_url=settings.alert_webhook_url,
+            timeout_seconds=settings.alert_webhook_timeout_seconds,
+            retry_base_seconds=settings.alert_retry_base_seconds,
+            retry_max_seconds=settings.alert_retry_max_seconds,
+            max_per_tick=settings.alert_max_per_tick,
+            tick_deadline_seconds=settings.alert_tick_deadline_seconds,
         )
 
     def backoff(self, failures: int) -> timedelta:

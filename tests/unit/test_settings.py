@@ -79,6 +79,8 @@ def test_valid_values_are_parsed(env, tmp_path):
     ("COMPLIANCE_DBT_MEMORY_LIMIT", "two gigs", "256MB, 2GB"),
     ("GEOIP_CITY_DB", "/nonexistent/city.mmdb", "existing"),
     ("COMPLIANCE_ALERT_WEBHOOK_URL", "hooks.slack.com/x", "http(s)://"),
+    ("COMPLIANCE_ALERT_MAX_PER_TICK", "0", ">= 1"),
+    ("COMPLIANCE_ALERT_RETRY_BASE_SECONDS", "soon", ">= 0"),   # a bare ValueError at the sensor tick before
 ])
 def test_invalid_value_is_refused_naming_variable_value_and_allowed(env, name, value, allowed):
     env(name, value)
@@ -119,3 +121,20 @@ def test_the_key_is_a_secret(env):
 def test_relative_paths_are_relative_to_the_project(env):
     env("COMPLIANCE_SERVING_PATH", "elsewhere/m.duckdb")
     assert load_settings().serving_path == PROJECT_ROOT / Path("elsewhere/m.duckdb")
+
+
+def test_delivery_and_resources_read_the_validated_settings(env):
+    from pipeline.defs.resources import build_resources
+    from pipeline.monitors.delivery import DeliverySettings
+
+    env("COMPLIANCE_ALERT_WEBHOOK_URL", " https://hooks.example/x/ ")
+    env("COMPLIANCE_ALERT_MAX_PER_TICK", "5")
+    env("COMPLIANCE_API_TIMEOUT_SECONDS", "2.5")
+    delivery = DeliverySettings.from_env()
+    assert delivery.webhook_url == "https://hooks.example/x/"  # kept as given, but for the spaces
+    assert (delivery.max_per_tick, delivery.retry_base_seconds, delivery.retry_max_seconds) == (5, 30.0, 900.0)
+    api = build_resources()["compliance_api"]
+    assert (api.base_url, api.timeout_seconds, api.max_retries) == ("https://api.anthropic.com", 2.5, 8)
+    env("COMPLIANCE_ALERT_RETRY_MAX_SECONDS", "-1")
+    with pytest.raises(SettingsError, match="COMPLIANCE_ALERT_RETRY_MAX_SECONDS='-1'"):
+        DeliverySettings.from_env()
