@@ -19,8 +19,7 @@ renamed as (
     select
         ip as ip_address,
         coalesce(is_valid, false) as ip_is_valid,
-        coalesce(is_private, false) or coalesce(is_reserved, false)
-            as ip_is_private,
+        coalesce(is_private, false) or coalesce(is_reserved, false) as ip_is_private,
         coalesce(found, false) as geo_found,
         nullif(country_iso, '') as geo_country_iso,
         nullif(country_name, '') as geo_country_name,

@@ -26,8 +26,7 @@ final as (
             {{ field('api_key_id') }}, {{ field('admin_api_key_id') }}, {{ field('service_key_id') }},
             {{ field('signing_key_id') }}, {{ field('new_signing_key_id') }}, {{ field('external_key_id') }})
             as key_id,
-        coalesce({{ field('api_key_name') }}, {{ field('key_name') }})
-            as key_name,
+        coalesce({{ field('api_key_name') }}, {{ field('key_name') }}) as key_name,
         {{ list_field('scopes') }} as scopes,
         {{ field('service_name') }} as service_name,
         {{ field('provider') }} as provider,

@@ -85,8 +85,8 @@ final as (
             'claude_artifact_external_sharing_permission_updated', 'claude_published_artifact_deleted',
             'claude_project_sharing_updated', 'design_project_sharing_updated',
             'design_project_published', 'design_project_unpublished',
-            'design_project_artifact_published')
-            as is_publishing_or_sharing_change,
+            'design_project_artifact_published'
+        ) as is_publishing_or_sharing_change,
         {{ field('invitee_email', 'audiences') }} as invitee_email
     from audiences
 

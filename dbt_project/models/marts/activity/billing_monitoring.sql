@@ -36,8 +36,7 @@ final as (
         {{ int_field('previous_quantity') }} as previous_quantity,
         {{ num_field('amount') }} as amount,
         {{ field('limit_type') }} as limit_type,
-        coalesce({{ num_field('limit_usd') }}, {{ num_field('new_limit_usd') }})
-            as limit_usd,
+        coalesce({{ num_field('limit_usd') }}, {{ num_field('new_limit_usd') }}) as limit_usd,
         {{ field('limit_action') }} as limit_action,
         {{ field('spend_limit_id') }} as spend_limit_id,
         {{ bool_field('is_enabled') }} as is_enabled,

@@ -29,8 +29,7 @@ final as (
             when activities.event_type like 'platform\_agent\_%' escape '\' then 'platform_agent'
             else 'other'
         end as usage_area,
-        coalesce({{ field('claude_chat_id') }}, {{ field('conversation_id') }})
-            as chat_id,
+        coalesce({{ field('claude_chat_id') }}, {{ field('conversation_id') }}) as chat_id,
         {{ field('claude_project_id') }} as project_id,
         {{ field('claude_chat_snapshot_id') }} as chat_snapshot_id,
         {{ field('command_id') }} as command_id,
@@ -43,8 +42,7 @@ final as (
             as repository,
         {{ field('trigger_mode') }} as trigger_mode,
         {{ field('status') }} as status,
-        coalesce({{ field('session_id') }}, {{ field('cowork_session_id') }})
-            as session_id,
+        coalesce({{ field('session_id') }}, {{ field('cowork_session_id') }}) as session_id,
         {{ field('agent_id') }} as agent_id,
         activities.event_type in ('claude_chat_access_failed', 'claude_chat_deletion_failed')
             as is_failed_chat

@@ -20,8 +20,7 @@ requests as (
         upper({{ field('request_method') }}) as request_method,
         {{ int_field('status_code') }} as status_code,
         {{ field('url') }} as url,
-        regexp_extract({{ field('url') }}, '^(?:[a-zA-Z][a-zA-Z0-9+.-]*://[^/]*)?([^?#]*)', 1)
-            as url_path,
+        regexp_extract({{ field('url') }}, '^(?:[a-zA-Z][a-zA-Z0-9+.-]*://[^/]*)?([^?#]*)', 1) as url_path,
         {{ field('request_body') }} is not null as has_request_body
     from activities
 

@@ -22,10 +22,8 @@ final as (
             when activities.event_type like 'slack\_%' escape '\' then 'slack'
             else 'connector'
         end as integration_kind,
-        coalesce({{ field('mcp_server_id') }}, {{ field('mcp_directory_server_id') }})
-            as mcp_server_id,
-        coalesce({{ field('mcp_server_name') }}, {{ field('mcp_directory_server_name') }})
-            as mcp_server_name,
+        coalesce({{ field('mcp_server_id') }}, {{ field('mcp_directory_server_id') }}) as mcp_server_id,
+        coalesce({{ field('mcp_server_name') }}, {{ field('mcp_directory_server_name') }}) as mcp_server_name,
         case activities.event_type when 'mcp_server_created' then 1 when 'mcp_server_deleted' then -1 else 0 end
             as mcp_server_delta,
         {{ field('integration_type') }} as integration_type,
@@ -38,8 +36,7 @@ final as (
         {{ field('tool_name') }} as tool_name,
         {{ field('max_permission') }} as max_permission,
         {{ field('decision') }} as decision,
-        coalesce({{ bool_field('enabled') }}, {{ bool_field('enforced') }})
-            as enabled
+        coalesce({{ bool_field('enabled') }}, {{ bool_field('enforced') }}) as enabled
     from activities
 
 )

@@ -52,8 +52,8 @@ final as (
             'org_model_default_updated', 'org_capability_grant_added', 'org_capability_grant_removed',
             'org_member_invites_enabled', 'org_member_invites_disabled',
             'org_work_across_apps_enabled', 'org_work_across_apps_disabled',
-            'claude_organization_settings_updated')
-            as is_user_policy_change,
+            'claude_organization_settings_updated'
+        ) as is_user_policy_change,
         {{ field('current_value') }} as current_value,
         {{ field('previous_value') }} as previous_value,
         {{ bool_field('enabled') }} as enabled,

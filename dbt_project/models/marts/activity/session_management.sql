@@ -19,8 +19,7 @@ final as (
             when activities.event_type = 'cowork_session_updated' then 'cowork_session'
             else 'sign_in'
         end as session_kind,
-        coalesce({{ field('session_id') }}, {{ field('cowork_session_id') }})
-            as session_id,
+        coalesce({{ field('session_id') }}, {{ field('cowork_session_id') }}) as session_id,
         {{ field('share_id') }} as share_id,
         {{ field('access_level') }} as access_level,
         case when activities.event_type like 'session\_share\_%' escape '\' then activities.action end

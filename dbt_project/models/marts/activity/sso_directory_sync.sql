@@ -18,8 +18,7 @@ final as (
             else 'scim_user'
         end as sso_area,
         {{ field('connection_id') }} as connection_id,
-        coalesce({{ field('connection_type') }}, activities.idp_connection_type)
-            as connection_type,
+        coalesce({{ field('connection_type') }}, activities.idp_connection_type) as connection_type,
         activities.action as lifecycle_stage,
         activities.event_type = 'org_directory_resync_failed' as is_resync_failure,
         {{ field('resync_uuid') }} as resync_uuid,

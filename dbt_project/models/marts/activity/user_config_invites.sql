@@ -31,14 +31,12 @@ final as (
             when activities.event_type = 'org_user_invite_accepted' then 'accepted'
         end as invite_link_action,
         {{ field('invite_id') }} as invite_id,
-        coalesce({{ field('invited_email') }}, {{ field('invitee_email') }})
-            as invited_email,
+        coalesce({{ field('invited_email') }}, {{ field('invitee_email') }}) as invited_email,
         {{ field('invited_role') }} as invited_role,
         {{ field('invited_seat_tier') }} as invited_seat_tier,
         coalesce({{ field('user_id') }}, {{ field('deleted_user_id') }}, {{ field('target_id') }})
             as target_user_id,
-        coalesce({{ field('user_email') }}, {{ field('deleted_user_email') }})
-            as target_user_email,
+        coalesce({{ field('user_email') }}, {{ field('deleted_user_email') }}) as target_user_email,
         {{ field('previous_role') }} as previous_role,
         {{ field('current_role') }} as "current_role",
         {{ field('role') }} as granted_role,
