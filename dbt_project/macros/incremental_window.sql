@@ -16,7 +16,7 @@
 -#}
 
 {% macro window_bounds() -%}
-    '{{ var("min_date") }}'::TIMESTAMPTZ, '{{ var("max_date") }}'::TIMESTAMPTZ
+    '{{ var("min_date") }}'::timestamptz, '{{ var("max_date") }}'::timestamptz
 {%- endmacro %}
 
 {% macro window_filter(column, lookback=none, all_history_on_reference_change=false) -%}
@@ -24,8 +24,8 @@
     {%- if pending and all_history_on_reference_change %}
     -- reference changes to apply: all history
     {%- else %}
-    and ({{ column }} >= '{{ var("min_date") }}'::TIMESTAMPTZ {%- if lookback %} - INTERVAL '{{ lookback }}'{% endif %}
-    and {{ column }} < '{{ var("max_date") }}'::TIMESTAMPTZ
+    and ({{ column }} >= '{{ var("min_date") }}'::timestamptz {%- if lookback %} - interval '{{ lookback }}'{% endif %}
+    and {{ column }} < '{{ var("max_date") }}'::timestamptz
     {%- if pending %}
     or {{ reference_changed_rows(pending) }}
     {%- endif %})
@@ -36,7 +36,7 @@
     {%- if is_incremental() -%}
     {%- set pending = pending_reference_changes() -%}
     delete from {{ this }}
-    where {{ column }} >= '{{ var("min_date") }}'::TIMESTAMPTZ and {{ column }} < '{{ var("max_date") }}'::TIMESTAMPTZ
+    where {{ column }} >= '{{ var("min_date") }}'::timestamptz and {{ column }} < '{{ var("max_date") }}'::timestamptz
     {%- if pending %}
        or {{ reference_changed_rows(pending) }}
     {%- endif %}

@@ -45,17 +45,17 @@
 {%- endmacro %}
 
 {#- Type-specific field of the raw activity as text / number / boolean / comma-joined list. -#}
-{% macro field(name, p='p') -%}nullif({{ p }}.raw ->> '$.{{ name }}', ''){%- endmacro %}
-{% macro num_field(name, p='p') -%}try_cast({{ p }}.raw ->> '$.{{ name }}' as double){%- endmacro %}
-{% macro int_field(name, p='p') -%}try_cast({{ p }}.raw ->> '$.{{ name }}' as bigint){%- endmacro %}
-{% macro bool_field(name, p='p') -%}try_cast({{ p }}.raw ->> '$.{{ name }}' as boolean){%- endmacro %}
-{% macro list_field(name, p='p') -%}
+{% macro field(name, p='activities') -%}nullif({{ p }}.raw ->> '$.{{ name }}', ''){%- endmacro %}
+{% macro num_field(name, p='activities') -%}try_cast({{ p }}.raw ->> '$.{{ name }}' as double){%- endmacro %}
+{% macro int_field(name, p='activities') -%}try_cast({{ p }}.raw ->> '$.{{ name }}' as bigint){%- endmacro %}
+{% macro bool_field(name, p='activities') -%}try_cast({{ p }}.raw ->> '$.{{ name }}' as boolean){%- endmacro %}
+{% macro list_field(name, p='activities') -%}
     case when json_type(({{ p }}.raw -> '$.{{ name }}')) = 'ARRAY'
          then array_to_string(from_json(({{ p }}.raw -> '$.{{ name }}'), '["VARCHAR"]'), ', ')
          else nullif({{ p }}.raw ->> '$.{{ name }}', '') end
 {%- endmacro %}
 {#- A nested object or array kept as JSON text, for display only (panels never parse it). -#}
-{% macro json_text_field(name, p='p') -%}
+{% macro json_text_field(name, p='activities') -%}
     case when ({{ p }}.raw -> '$.{{ name }}') is null or json_type(({{ p }}.raw -> '$.{{ name }}')) = 'NULL' then null
          else ({{ p }}.raw -> '$.{{ name }}')::varchar end
 {%- endmacro %}

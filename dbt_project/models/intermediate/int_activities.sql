@@ -1,15 +1,3 @@
-{{
-    config(
-        materialized='incremental',
-        incremental_strategy='append',
-        on_schema_change='fail',
-        tags=['partitioned'],
-        pre_hook="{{ delete_window() }}",
-        post_hook="{{ record_reference_applied() }}",
-        meta={'rebuilds_on_reference_change': true},
-    )
-}}
-
 -- depends_on: {{ ref('int_reference_versions') }}
 
 -- One row per activity with everything every activity mart shares: time buckets, categorisation, outcome, actor
@@ -50,17 +38,17 @@ embargoed_regions as (
 geolocated as (
 
     select
-        a.*,
-        coalesce(g.ip_is_private, false)                                    as ip_is_private,
-        g.geo_country_iso,
-        g.geo_country_name,
-        g.geo_subdivision_iso,
-        g.geo_subdivision_name,
-        g.geo_city,
-        g.geo_latitude,
-        g.geo_longitude
-    from activities as a
-    left join ip_geolocation as g on g.ip_address = a.ip_address
+        activities.*,
+        coalesce(ip_geolocation.ip_is_private, false) as ip_is_private,
+        ip_geolocation.geo_country_iso,
+        ip_geolocation.geo_country_name,
+        ip_geolocation.geo_subdivision_iso,
+        ip_geolocation.geo_subdivision_name,
+        ip_geolocation.geo_city,
+        ip_geolocation.geo_latitude,
+        ip_geolocation.geo_longitude
+    from activities
+    left join ip_geolocation on activities.ip_address = ip_geolocation.ip_address
 
 ),
 
@@ -69,83 +57,100 @@ embargo_matches as (
     -- a country listed without a region embargoes the whole country; a region row only that region. Private,
     -- reserved and unknown addresses have no country, so they never match.
     select
-        a.activity_id,
-        string_agg(coalesce(e.subdivision_iso, e.country_iso), ', ' order by coalesce(e.subdivision_iso, e.country_iso))
-                                                                            as embargo_region
-    from geolocated as a
-    join embargoed_regions as e
-        on e.country_iso = a.geo_country_iso
-       and (nullif(e.subdivision_iso, '') is null or e.subdivision_iso = a.geo_subdivision_iso)
-       and a.created_at >= coalesce(e.effective_from, date '1970-01-01')
-    where not a.ip_is_private
-    group by a.activity_id
+        geolocated.activity_id,
+        string_agg(
+            coalesce(embargoed_regions.subdivision_iso, embargoed_regions.country_iso),
+            ', ' order by coalesce(embargoed_regions.subdivision_iso, embargoed_regions.country_iso)
+        )
+            as embargo_region
+    from geolocated
+    inner join embargoed_regions
+        on
+            geolocated.geo_country_iso = embargoed_regions.country_iso
+            and (
+                nullif(embargoed_regions.subdivision_iso, '') is null
+                or geolocated.geo_subdivision_iso = embargoed_regions.subdivision_iso
+            )
+            and geolocated.created_at >= coalesce(embargoed_regions.effective_from, date '1970-01-01')
+    where not geolocated.ip_is_private
+    group by geolocated.activity_id
 
 ),
 
 enriched as (
 
     select
-        a.activity_id,
-        a.created_at,
-        time_bucket(interval '5 minutes', a.created_at)                     as created_5min,
-        date_trunc('hour', a.created_at)                                    as created_hour,
-        cast(timezone('UTC', a.created_at) as date)                         as created_date,
-        coalesce(a.event_type, '(none)')                                    as event_type,
-        coalesce(t.category, 'uncategorized')                               as category,
-        coalesce(t.dashboards, []::varchar[])                               as dashboards,
-        t.resource_kind,
-        t.action,
-        {{ activity_outcome('t.outcome', 'a.event_type', 'a.raw') }}        as outcome,
-        coalesce(t.is_known_type, false)                                    as is_known_type,
-        coalesce(t.is_reconnaissance, false)                                as is_reconnaissance,
-        a.organization_id,
-        a.organization_uuid,
-        a.actor_type,
-        a.actor_identity,
-        a.actor_user_id,
-        a.actor_email,
-        a.actor_api_key_id,
-        a.actor_admin_api_key_id,
-        a.actor_service_account_id,
-        a.actor_idp_connection_type                                         as idp_connection_type,
-        a.ip_address,
-        a.ip_is_private,
-        a.geo_country_iso,
-        a.geo_country_name,
-        a.geo_subdivision_iso,
-        a.geo_subdivision_name,
-        a.geo_city,
-        a.geo_latitude,
-        a.geo_longitude,
-        e.activity_id is not null                                           as is_embargoed,
-        e.embargo_region,
-        a.user_agent,
-        u.ua_browser_family,
-        u.ua_os_family,
-        u.ua_device_family,
-        u.ua_platform,
+        geolocated.activity_id,
+        geolocated.created_at,
+        time_bucket(interval '5 minutes', geolocated.created_at) as created_5min,
+        date_trunc('hour', geolocated.created_at) as created_hour,
+        (timezone('UTC', geolocated.created_at))::date as created_date,
+        coalesce(geolocated.event_type, '(none)') as event_type,
+        coalesce(activity_types.category, 'uncategorized') as category,
+        coalesce(activity_types.dashboards, []::varchar[]) as dashboards,
+        activity_types.resource_kind,
+        activity_types.action,
+        {{ activity_outcome('activity_types.outcome', 'geolocated.event_type', 'geolocated.raw') }} as outcome,
+        coalesce(activity_types.is_known_type, false) as is_known_type,
+        coalesce(activity_types.is_reconnaissance, false) as is_reconnaissance,
+        geolocated.organization_id,
+        geolocated.organization_uuid,
+        geolocated.actor_type,
+        geolocated.actor_identity,
+        geolocated.actor_user_id,
+        geolocated.actor_email,
+        geolocated.actor_api_key_id,
+        geolocated.actor_admin_api_key_id,
+        geolocated.actor_service_account_id,
+        geolocated.actor_idp_connection_type as idp_connection_type,
+        geolocated.ip_address,
+        geolocated.ip_is_private,
+        geolocated.geo_country_iso,
+        geolocated.geo_country_name,
+        geolocated.geo_subdivision_iso,
+        geolocated.geo_subdivision_name,
+        geolocated.geo_city,
+        geolocated.geo_latitude,
+        geolocated.geo_longitude,
+        embargo_matches.activity_id is not null as is_embargoed,
+        embargo_matches.embargo_region,
+        geolocated.user_agent,
+        user_agents.ua_browser_family,
+        user_agents.ua_os_family,
+        user_agents.ua_device_family,
+        user_agents.ua_platform,
         -- a user agent not (yet) parsed is `unknown`, never mistaken for human or automated
-        case when a.user_agent is null then null
-             else coalesce(u.ua_client_category, 'unknown') end             as ua_client_category,
-        u.ua_client_name,
-        case when a.user_agent is null then null else u.ua_is_automated end
-                                                                            as ua_is_automated,
-        try_cast(a.raw ->> '$.status_code' as integer)                      as http_status_code,
-        '{{ invocation_id }}'                                               as dbt_invocation_id,
-        a.raw
-    from geolocated as a
-    left join activity_types as t on t.event_type = a.event_type
-    left join embargo_matches as e on e.activity_id = a.activity_id
-    left join user_agents as u on u.user_agent = a.user_agent
+        case
+            when geolocated.user_agent is null then null
+            else coalesce(user_agents.ua_client_category, 'unknown')
+        end as ua_client_category,
+        user_agents.ua_client_name,
+        case when geolocated.user_agent is null then null else user_agents.ua_is_automated end
+            as ua_is_automated,
+        try_cast(geolocated.raw ->> '$.status_code' as integer) as http_status_code,
+        '{{ invocation_id }}' as dbt_invocation_id,
+        geolocated.raw
+    from geolocated
+    left join activity_types on geolocated.event_type = activity_types.event_type
+    left join embargo_matches on geolocated.activity_id = embargo_matches.activity_id
+    left join user_agents on geolocated.user_agent = user_agents.user_agent
+
+),
+
+with_monitor_rules as (
+
+    select
+        enriched.*,
+        {{ monitor_rules('enriched') }} as monitor_rules
+    from enriched
 
 ),
 
 final as (
 
-    select
-        * exclude (raw),
-        {{ monitor_rules('enriched') }}                                     as monitor_rules
-    from enriched
+    -- the payload stays in stg_activities (macros/dashboard_activities.sql)
+    select * exclude (raw)
+    from with_monitor_rules
 
 )
 

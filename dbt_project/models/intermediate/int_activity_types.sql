@@ -29,9 +29,7 @@ outcome_rules as (
 
 observed as (
 
-    select distinct type as event_type
-    from {{ source('raw', 'activities') }}
-    where type is not null
+    select * from {{ ref('stg_activity_types') }}
 
 ),
 
@@ -44,34 +42,34 @@ known_types as (
         resource_kind,
         action,
         outcome,
-        coalesce(is_reconnaissance, false)          as is_reconnaissance,
+        coalesce(is_reconnaissance, false) as is_reconnaissance,
         description,
-        true                                        as is_known_type
+        true as is_known_type
     from catalog
 
 ),
 
 unknown_types as (
 
-    select o.event_type
-    from observed as o
-    anti join catalog as c on c.event_type = o.event_type
+    select observed.event_type
+    from observed
+    anti join catalog on observed.event_type = catalog.event_type
 
 ),
 
 rule_matches as (
 
     select
-        u.event_type,
-        r.rule_order,
-        r.dashboard,
-        r.category                                  as rule_category,
-        coalesce(r.fallback, false)                 as is_fallback,
-        d.category                                  as dashboard_category,
-        d.category_precedence
-    from unknown_types as u
-    join rules as r on u.event_type glob r.pattern
-    left join dashboards as d on d.dashboard = r.dashboard
+        unknown_types.event_type,
+        rules.rule_order,
+        rules.dashboard,
+        rules.category as rule_category,
+        coalesce(rules.fallback, false) as is_fallback,
+        dashboards.category as dashboard_category,
+        dashboards.category_precedence
+    from unknown_types
+    inner join rules on unknown_types.event_type glob rules.pattern
+    left join dashboards on rules.dashboard = dashboards.dashboard
 
 ),
 
@@ -89,16 +87,25 @@ dashboards_per_type as (
 
     select
         event_type,
-        list(dashboard order by category_precedence, dashboard)             as dashboards,
-        arg_min(dashboard_category, category_precedence)                    as category
-    from (select distinct event_type, dashboard, dashboard_category, category_precedence from dashboard_matches)
+        list(dashboard order by category_precedence, dashboard) as dashboards,
+        arg_min(dashboard_category, category_precedence) as category
+    from (
+        select distinct
+            dashboard_matches.event_type,
+            dashboard_matches.dashboard,
+            dashboard_matches.dashboard_category,
+            dashboard_matches.category_precedence
+        from dashboard_matches
+    ) as distinct_dashboard_matches
     group by event_type
 
 ),
 
 category_only as (
 
-    select event_type, arg_min(rule_category, rule_order) as category
+    select
+        event_type,
+        arg_min(rule_category, rule_order) as category
     from rule_matches
     where dashboard is null and rule_category is not null
     group by event_type
@@ -108,19 +115,19 @@ category_only as (
 classified_unknown_types as (
 
     select
-        u.event_type,
-        coalesce(d.category, c.category, 'uncategorized')                   as category,
-        coalesce(d.dashboards, []::varchar[])                               as dashboards,
-        {{ unknown_type_resource_kind('u.event_type') }}                    as resource_kind,
-        {{ unknown_type_action('u.event_type') }}                           as action,
-        coalesce(o.outcome, 'unknown')                                      as outcome,
-        false                                                               as is_reconnaissance,
-        cast(null as varchar)                                               as description,
-        false                                                               as is_known_type
-    from unknown_types as u
-    left join dashboards_per_type as d on d.event_type = u.event_type
-    left join category_only as c on c.event_type = u.event_type
-    left join outcome_rules as o on o.action = {{ unknown_type_action('u.event_type') }}
+        unknown_types.event_type,
+        coalesce(dashboards_per_type.category, category_only.category, 'uncategorized') as category,
+        coalesce(dashboards_per_type.dashboards, []::varchar[]) as dashboards,
+        {{ unknown_type_resource_kind('unknown_types.event_type') }} as resource_kind,
+        {{ unknown_type_action('unknown_types.event_type') }} as action,
+        coalesce(outcome_rules.outcome, 'unknown') as outcome,
+        false as is_reconnaissance,
+        null::varchar as description,
+        false as is_known_type
+    from unknown_types
+    left join dashboards_per_type on unknown_types.event_type = dashboards_per_type.event_type
+    left join category_only on unknown_types.event_type = category_only.event_type
+    left join outcome_rules on {{ unknown_type_action('unknown_types.event_type') }} = outcome_rules.action
 
 ),
 

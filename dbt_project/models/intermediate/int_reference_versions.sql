@@ -42,25 +42,39 @@ user_agents as (
 current_fingerprints as (
 
     -- md5 of a row cast to text: NULLs stay visible (concat_ws would skip them)
-    select 'activity_catalog' as reference, event_type as reference_key,
-           md5(cast(row(category, dashboards, resource_kind, action, outcome, is_reconnaissance, is_known_type)
-                    as varchar)) as fingerprint
+    select
+        'activity_catalog' as reference,
+        event_type as reference_key,
+        md5((row(category, dashboards, resource_kind, action, outcome, is_reconnaissance, is_known_type))::varchar)
+            as fingerprint
     from activity_types
     union all
-    select 'embargoed_regions' as reference, country_iso as reference_key,
-           md5(string_agg(coalesce(subdivision_iso, '') || '@' || coalesce(cast(effective_from as varchar), ''), ','
-                          order by coalesce(subdivision_iso, ''), effective_from)) as fingerprint
+    select
+        'embargoed_regions' as reference,
+        country_iso as reference_key,
+        md5(string_agg(
+            coalesce(subdivision_iso, '') || '@' || coalesce(effective_from::varchar, ''), ','
+            order by coalesce(subdivision_iso, ''), effective_from
+        )) as fingerprint
     from embargoed_regions
     group by country_iso
     union all
-    select 'ip_geolocation' as reference, ip_address as reference_key,
-           md5(cast(row(ip_is_private, geo_country_iso, geo_country_name, geo_subdivision_iso, geo_subdivision_name,
-                        geo_city, geo_latitude, geo_longitude) as varchar)) as fingerprint
+    select
+        'ip_geolocation' as reference,
+        ip_address as reference_key,
+        md5((row(
+            ip_is_private, geo_country_iso, geo_country_name, geo_subdivision_iso, geo_subdivision_name,
+            geo_city, geo_latitude, geo_longitude
+        ))::varchar) as fingerprint
     from ip_geolocation
     union all
-    select 'user_agents' as reference, user_agent as reference_key,
-           md5(cast(row(ua_browser_family, ua_os_family, ua_device_family, ua_platform, ua_client_category,
-                        ua_client_name, ua_is_automated) as varchar)) as fingerprint
+    select
+        'user_agents' as reference,
+        user_agent as reference_key,
+        md5((row(
+            ua_browser_family, ua_os_family, ua_device_family, ua_platform, ua_client_category,
+            ua_client_name, ua_is_automated
+        ))::varchar) as fingerprint
     from user_agents
 
 ),
@@ -68,12 +82,18 @@ current_fingerprints as (
 recorded as (
 
     {% if is_incremental() %}
-    select reference, reference_key, arg_max(fingerprint, changed_at) as fingerprint
-    from {{ this }}
-    group by all
+        select
+            reference,
+            reference_key,
+            arg_max(fingerprint, changed_at) as fingerprint
+        from {{ this }}
+        group by all
     {% else %}
-    select null::varchar as reference, null::varchar as reference_key, null::varchar as fingerprint
-    where false
+        select
+            null::varchar as reference,
+            null::varchar as reference_key,
+            null::varchar as fingerprint
+        where false
     {% endif %}
 
 ),
@@ -81,16 +101,20 @@ recorded as (
 changes as (
 
     select
-        coalesce(c.reference, r.reference)                              as reference,
-        coalesce(c.reference_key, r.reference_key)                      as reference_key,
-        c.fingerprint,
-        case when r.reference is null then 'added'
-             when c.reference is null then 'removed'
-             else 'changed' end                                         as change_kind
-    from current_fingerprints as c
-    full outer join recorded as r
-        on r.reference = c.reference and r.reference_key = c.reference_key
-    where c.fingerprint is distinct from r.fingerprint
+        coalesce(current_fingerprints.reference, recorded.reference) as reference,
+        coalesce(current_fingerprints.reference_key, recorded.reference_key) as reference_key,
+        current_fingerprints.fingerprint,
+        case
+            when recorded.reference is null then 'added'
+            when current_fingerprints.reference is null then 'removed'
+            else 'changed'
+        end as change_kind
+    from current_fingerprints
+    full outer join recorded
+        on
+            current_fingerprints.reference = recorded.reference
+            and current_fingerprints.reference_key = recorded.reference_key
+    where current_fingerprints.fingerprint is distinct from recorded.fingerprint
 
 ),
 
@@ -101,8 +125,8 @@ final as (
         reference_key,
         fingerprint,
         change_kind,
-        '{{ run_started_at }}'::timestamptz                             as changed_at,
-        '{{ invocation_id }}'                                           as dbt_invocation_id
+        '{{ run_started_at }}'::timestamptz as changed_at,
+        '{{ invocation_id }}' as dbt_invocation_id
     from changes
 
 )

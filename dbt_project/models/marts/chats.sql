@@ -28,72 +28,78 @@ messages as (
 ),
 
 {% if is_incremental() %}
-watermark as (
+    watermark as (
 
-    select coalesce(greatest(max(chat_changed_at), max(message_fetched_at)), '-infinity'::timestamptz) as changed_at
-    from {{ this }}
+        select coalesce(greatest(max(chat_changed_at), max(message_fetched_at)), '-infinity'::timestamptz) as changed_at
+        from {{ this }}
 
-),
+    ),
 
-changed_chats as (
+    changed_chats as (
 
-    select chat_id from chats where chat_changed_at > (select changed_at from watermark)
-    union
-    select chat_id from messages where message_fetched_at > (select changed_at from watermark)
+        select chats.chat_id
+        from chats
+        where chats.chat_changed_at > (select watermark.changed_at from watermark)
+        union
+        select messages.chat_id
+        from messages
+        where messages.message_fetched_at > (select watermark.changed_at from watermark)
 
-),
+    ),
 {% endif %}
 
 joined as (
 
     select
-        m.message_id,
-        m.chat_id,
-        c.chat_name,
-        c.model,
-        c.project_id,
-        c.user_id,
-        c.user_email,
-        c.user_full_name,
-        c.organization_uuid,
-        c.organization_id,
-        c.chat_created_at,
-        c.chat_updated_at,
-        c.chat_deleted_at,
-        c.chat_hard_deleted_at,
-        coalesce(c.is_chat_deleted, false)                          as is_chat_deleted,
+        messages.message_id,
+        messages.chat_id,
+        chats.chat_name,
+        chats.model,
+        chats.project_id,
+        chats.user_id,
+        chats.user_email,
+        chats.user_full_name,
+        chats.organization_uuid,
+        chats.organization_id,
+        chats.chat_created_at,
+        chats.chat_updated_at,
+        chats.chat_deleted_at,
+        chats.chat_hard_deleted_at,
+        coalesce(chats.is_chat_deleted, false) as is_chat_deleted,
         -- when and how the chat went away (a soft delete later purged keeps its first time)
-        least(c.chat_deleted_at, c.chat_hard_deleted_at)            as chat_deletion_at,
-        case when c.chat_hard_deleted_at is not null then 'hard'
-             when c.chat_deleted_at is not null then 'soft' end     as chat_deletion_kind,
-        m.message_position,
-        m.role,
-        m.message_created_at,
-        time_bucket(interval '5 minutes', m.message_created_at)     as message_5min,
-        date_trunc('hour', m.message_created_at)                    as message_hour,
-        cast(timezone('UTC', m.message_created_at) as date)         as message_date,
-        m.content_types,
-        m.content_types[1]                                          as primary_content_type,
-        list_contains(m.content_types, 'text')                      as has_text,
-        list_contains(m.content_types, 'tool_use')                  as has_tool_use,
-        list_contains(m.content_types, 'tool_result')               as has_tool_result,
-        m.text_chars,
-        m.tool_names,
-        array_to_string(m.tool_names, ', ')                         as tool_names_text,
-        m.has_tool_error,
-        m.files,
-        len(m.files)                                                as file_count,
-        m.generated_files,
-        len(m.generated_files)                                      as generated_file_count,
-        m.artifacts,
-        len(m.artifacts)                                            as artifact_count,
-        c.chat_changed_at,
-        m.message_fetched_at,
-        '{{ invocation_id }}'                                       as dbt_invocation_id
-    from messages as m
-    left join chats as c on c.chat_id = m.chat_id
+        least(chats.chat_deleted_at, chats.chat_hard_deleted_at) as chat_deletion_at,
+        case
+            when chats.chat_hard_deleted_at is not null then 'hard'
+            when chats.chat_deleted_at is not null then 'soft'
+        end as chat_deletion_kind,
+        messages.message_position,
+        messages.role,
+        messages.message_created_at,
+        time_bucket(interval '5 minutes', messages.message_created_at) as message_5min,
+        date_trunc('hour', messages.message_created_at) as message_hour,
+        (timezone('UTC', messages.message_created_at))::date as message_date,
+        messages.content_types,
+        messages.content_types[1] as primary_content_type,
+        list_contains(messages.content_types, 'text') as has_text,
+        list_contains(messages.content_types, 'tool_use') as has_tool_use,
+        list_contains(messages.content_types, 'tool_result') as has_tool_result,
+        messages.text_chars,
+        messages.tool_names,
+        array_to_string(messages.tool_names, ', ') as tool_names_text,
+        messages.has_tool_error,
+        messages.files,
+        len(messages.files) as file_count,
+        messages.generated_files,
+        len(messages.generated_files) as generated_file_count,
+        messages.artifacts,
+        len(messages.artifacts) as artifact_count,
+        chats.chat_changed_at,
+        messages.message_fetched_at,
+        '{{ invocation_id }}' as dbt_invocation_id
+    from messages
+    left join chats on messages.chat_id = chats.chat_id
     {% if is_incremental() %}
-    where m.chat_id in (select chat_id from changed_chats)
+        where messages.chat_id in (select changed_chats.chat_id from changed_chats)
     {% endif %}
 
 )

@@ -18,23 +18,41 @@ deduplicated as (
 renamed as (
 
     select
-        id                                                      as message_id,
+        id as message_id,
         chat_id,
-        position                                                as message_position,
+        position as message_position,
         role,
-        created_at                                              as message_created_at,
-        coalesce(block_types, []::varchar[])                    as content_types,
-        coalesce(text_chars, 0)                                 as text_chars,
-        coalesce(tool_names, []::varchar[])                     as tool_names,
-        coalesce(has_error, false)                              as has_tool_error,
+        created_at as message_created_at,
+        coalesce(block_types, []::varchar[]) as content_types,
+        coalesce(text_chars, 0) as text_chars,
+        coalesce(tool_names, []::varchar[]) as tool_names,
+        coalesce(has_error, false) as has_tool_error,
         -- file and artifact metadata as typed lists (no JSON left for the marts' readers)
-        coalesce(from_json(files, '[{"id": "VARCHAR", "filename": "VARCHAR", "mime_type": "VARCHAR", "size_bytes": "BIGINT", "md5": "VARCHAR", "created_at": "VARCHAR"}]'),
-                 []) as files,
-        coalesce(from_json(generated_files, '[{"id": "VARCHAR", "filename": "VARCHAR", "mime_type": "VARCHAR", "size_bytes": "BIGINT", "md5": "VARCHAR"}]'),
-                 []) as generated_files,
-        coalesce(from_json(artifacts, '[{"id": "VARCHAR", "version_id": "VARCHAR", "title": "VARCHAR", "artifact_type": "VARCHAR"}]'),
-                 []) as artifacts,
-        fetched_at                                              as message_fetched_at
+        coalesce(
+            from_json(
+                files,
+                '[{"id": "VARCHAR", "filename": "VARCHAR", "mime_type": "VARCHAR", "size_bytes": "BIGINT", '
+                || '"md5": "VARCHAR", "created_at": "VARCHAR"}]'
+            ),
+            []
+        ) as files,
+        coalesce(
+            from_json(
+                generated_files,
+                '[{"id": "VARCHAR", "filename": "VARCHAR", "mime_type": "VARCHAR", "size_bytes": "BIGINT", '
+                || '"md5": "VARCHAR"}]'
+            ),
+            []
+        ) as generated_files,
+        coalesce(
+            from_json(
+                artifacts,
+                '[{"id": "VARCHAR", "version_id": "VARCHAR", "title": "VARCHAR", '
+                || '"artifact_type": "VARCHAR"}]'
+            ),
+            []
+        ) as artifacts,
+        fetched_at as message_fetched_at
 
     from deduplicated
 

@@ -23,29 +23,31 @@ deduplicated as (
 joined as (
 
     select
-        c.id                                                    as chat_id,
-        c.name                                                  as chat_name,
-        c.model,
-        c.project_id,
-        c.user_id,
-        c.user_email,
-        u.full_name                                             as user_full_name,
-        c.organization_uuid,
-        c.organization_id,
-        c.created_at                                            as chat_created_at,
-        c.updated_at                                            as chat_updated_at,
-        c.deleted_at                                            as chat_deleted_at,
-        c.hard_deleted_at                                       as chat_hard_deleted_at,
-        c.deleted_at is not null or c.hard_deleted_at is not null
-                                                                as is_chat_deleted,
-        c.message_count                                         as chat_message_count,
+        deduplicated.id as chat_id,
+        deduplicated.name as chat_name,
+        deduplicated.model,
+        deduplicated.project_id,
+        deduplicated.user_id,
+        deduplicated.user_email,
+        users.full_name as user_full_name,
+        deduplicated.organization_uuid,
+        deduplicated.organization_id,
+        deduplicated.created_at as chat_created_at,
+        deduplicated.updated_at as chat_updated_at,
+        deduplicated.deleted_at as chat_deleted_at,
+        deduplicated.hard_deleted_at as chat_hard_deleted_at,
+        deduplicated.deleted_at is not null or deduplicated.hard_deleted_at is not null
+            as is_chat_deleted,
+        deduplicated.message_count as chat_message_count,
         -- when the stored row last changed (ingestion upsert or hard-delete marking): the chats mart's watermark
-        greatest(c.fetched_at, coalesce(c.hard_deleted_at, c.fetched_at))
-                                                                as chat_changed_at
+        greatest(deduplicated.fetched_at, coalesce(deduplicated.hard_deleted_at, deduplicated.fetched_at))
+            as chat_changed_at
 
-    from deduplicated as c
-    left join users as u
-        on u.user_id = c.user_id and u.organization_uuid = c.organization_uuid
+    from deduplicated
+    left join users
+        on
+            deduplicated.user_id = users.user_id
+            and deduplicated.organization_uuid = users.organization_uuid
 
 )
 

@@ -10,11 +10,11 @@ renamed as (
 
     select
         organization_uuid,
-        id                      as user_id,
+        id as user_id,
         full_name,
         email,
         organization_role,
-        created_at              as user_created_at
+        created_at as user_created_at
 
     from source
     qualify row_number() over (partition by organization_uuid, id order by fetched_at desc) = 1

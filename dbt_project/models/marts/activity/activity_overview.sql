@@ -11,13 +11,13 @@ with activities as (
 final as (
 
     select
-        {{ activity_common_columns('a') }},
-        a.dashboards,
-        a.monitor_rules,
-        len(a.monitor_rules) > 0                                    as is_threat,
-        a.actor_type = 'unauthenticated_user_actor'                 as is_unauthenticated,
-        a.http_status_code
-    from activities as a
+        {{ activity_common_columns('activities') }},
+        activities.dashboards,
+        activities.monitor_rules,
+        len(activities.monitor_rules) > 0 as is_threat,
+        activities.actor_type = 'unauthenticated_user_actor' as is_unauthenticated,
+        activities.http_status_code
+    from activities
 
 )
 

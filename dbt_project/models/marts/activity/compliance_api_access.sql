@@ -2,15 +2,7 @@
 
 with activities as (
 
-    select * from {{ ref('int_activities') }}
-    where list_contains(dashboards, 'compliance_api_access') {{ window_filter('created_at') }}
-
-),
-
-payloads as (
-
-    select activity_id, raw from {{ ref('stg_activities') }}
-    where true {{ window_filter('created_at') }} and activity_id in (select activity_id from activities)
+    {{ dashboard_activities('compliance_api_access') }}
 
 ),
 
@@ -23,46 +15,47 @@ endpoints as (
 requests as (
 
     select
-        a.activity_id,
-        {{ field('request_id') }}                                   as request_id,
-        upper({{ field('request_method') }})                        as request_method,
-        {{ int_field('status_code') }}                              as status_code,
-        {{ field('url') }}                                          as url,
-        regexp_extract({{ field('url') }}, '^(?:[a-zA-Z][a-zA-Z0-9+.-]*://[^/]*)?([^?#]*)', 1)
-                                                                    as url_path,
-        {{ field('request_body') }} is not null                     as has_request_body
-    from activities as a
-    join payloads as p on p.activity_id = a.activity_id
+        activities.*,
+        {{ field('request_id') }} as request_id,
+        upper({{ field('request_method') }}) as request_method,
+        {{ int_field('status_code') }} as status_code,
+        {{ field('url') }} as url,
+        regexp_extract({{ field('url') }}, '^(?:[a-zA-Z][a-zA-Z0-9+.-]*://[^/]*)?([^?#]*)', 1) as url_path,
+        {{ field('request_body') }} is not null as has_request_body
+    from activities
 
 ),
 
 classified as (
 
-    select r.activity_id, e.endpoint_type
-    from requests as r
-    join endpoints as e on regexp_matches(r.url_path, e.path_regex)
-    qualify row_number() over (partition by r.activity_id order by e.priority) = 1
+    select
+        requests.activity_id,
+        endpoints.endpoint_type
+    from requests
+    inner join endpoints on regexp_matches(requests.url_path, endpoints.path_regex)
+    qualify row_number() over (partition by requests.activity_id order by endpoints.priority) = 1
 
 ),
 
 final as (
 
     select
-        {{ activity_common_columns('a') }},
-        r.request_id,
-        r.request_method,
-        r.status_code,
-        case when r.status_code is null then null
-             else cast(r.status_code // 100 as varchar) || 'xx' end as status_class,
-        r.status_code is not null and not (r.status_code between 200 and 299)
-                                                                    as is_error_status,
-        r.url,
-        r.url_path,
-        coalesce(c.endpoint_type, 'other')                          as endpoint_type,
-        r.has_request_body
-    from activities as a
-    join requests as r on r.activity_id = a.activity_id
-    left join classified as c on c.activity_id = a.activity_id
+        {{ activity_common_columns('requests') }},
+        requests.request_id,
+        requests.request_method,
+        requests.status_code,
+        case
+            when requests.status_code is null then null
+            else (requests.status_code // 100)::varchar || 'xx'
+        end as status_class,
+        requests.status_code is not null and not (requests.status_code between 200 and 299)
+            as is_error_status,
+        requests.url,
+        requests.url_path,
+        coalesce(classified.endpoint_type, 'other') as endpoint_type,
+        requests.has_request_body
+    from requests
+    left join classified on requests.activity_id = classified.activity_id
 
 )
 

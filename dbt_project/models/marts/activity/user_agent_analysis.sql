@@ -10,11 +10,11 @@ with activities as (
 final as (
 
     select
-        {{ activity_common_columns('a') }},
-        a.http_status_code,
-        a.event_type = 'compliance_api_accessed' and a.http_status_code is not null
-            and not (a.http_status_code between 200 and 299)        as is_http_error
-    from activities as a
+        {{ activity_common_columns('activities') }},
+        activities.http_status_code,
+        activities.event_type = 'compliance_api_accessed' and activities.http_status_code is not null
+        and not (activities.http_status_code between 200 and 299) as is_http_error
+    from activities
 
 )
 
