@@ -1,15 +1,17 @@
 """Dashboard page render time on a serving file of 7 days at 1M activities a day (target: every page < 3 s).
 
-1. A small real serving file: built by the pipeline from the simulator (tests/transform/marts_build.py: one simulated
-   day through Dagster, dbt, publish), or `--source PATH`.
-2. Scaled by SQL into a 7-day file: every row of every mart is copied N times (new ids, shifted by 0..6 whole days,
-   so buckets stay consistent), N chosen so activity_overview holds --per-day activities a day; chats scale alike.
+1. A small real warehouse: built by the pipeline from the simulator (tests/transform/marts_build.py: one simulated
+   day through Dagster and dbt), or `--source PATH` (a warehouse).
+2. Scaled by SQL into a 7-day warehouse: every row of every mart is copied N times (new ids, shifted by 0..6 whole
+   days, so buckets stay consistent; in time order, as window-by-window builds write them), N chosen so
+   activity_overview holds --per-day activities a day; chats scale alike. Then published by the pipeline's own
+   `publish` (a catalog of views over per-day Parquet files, as production serves it). `--keep DIR` keeps it.
 3. The app (`streamlit run`, as `make dashboard` starts it) on that file, headless Chromium over the DevTools
    protocol: each page opened cold (first visit: every panel query runs) and warm (cached), timed from navigation to
    the page's last element with every chart drawn. The app's warmer (which fills the caches after each publish) is
 off here: "warm" is a second visit, what a visitor gets once the warmer ran.
-Peer measured in the same run: the same panel queries of the page run directly on a DuckDB connection (no app, no
-browser), the floor of any app on this file; reported as the ratio page / queries.
+Peer measured in the same run: the same panel queries of the page run one after the other on a DuckDB connection (no
+app, no browser); reported as the ratio page / queries (the app runs a page's queries concurrently: it can go below).
 
     .venv/bin/python -m bench.bench_dashboard [--per-day 1000000] [--days 7] [--source PATH] [--keep DIR]
 """

@@ -29,6 +29,7 @@ import duckdb
 import pandas as pd
 
 from pipeline.serving.panels import Panel, load_panels
+from pipeline.serving.publish import EVENT_TIME_COLUMNS
 
 CATALOG = "served"  # alias of the attached serving file (not "serving": that is a schema inside it)
 SEARCH_MACRO = "search_messages"
@@ -43,8 +44,9 @@ FILTER_COLUMNS = {
     "model": "model",
     "content_type": "content_types",  # a list column: messages containing that block type
 }
-# the event time of a table: a row is in [start, end) by this column; alerts by their first..last event overlap
-TIME_COLUMNS = ("created_at", "message_created_at")
+# the event time of a table: a row is in [start, end) by this column (the published files are sorted by it);
+# alerts by their first..last event overlap
+TIME_COLUMNS = EVENT_TIME_COLUMNS
 ALERT_SPAN = ("first_event_at", "last_event_at")
 
 
