@@ -1,6 +1,7 @@
 -- name: total_events
--- Total events (distinct activity ids).
-SELECT count(DISTINCT activity_id) AS total_events
+-- Total events: one row per activity id (the mart's unique test on activity_id), so rows, not distinct ids, are
+-- counted (a distinct count over every id of a week took seconds; this reads one column or only file metadata).
+SELECT count(*) AS total_events
 FROM activity_overview;
 
 -- name: events_over_time_by_type

@@ -29,6 +29,7 @@ import duckdb
 import pandas as pd
 
 from pipeline.serving.panels import Panel, load_panels
+from pipeline.serving.publish import EVENT_TIME_COLUMNS
 
 CATALOG = "served"  # alias of the attached serving file (not "serving": that is a schema inside it)
 SEARCH_MACRO = "search_messages"
@@ -43,8 +44,9 @@ FILTER_COLUMNS = {
     "model": "model",
     "content_type": "content_types",  # a list column: messages containing that block type
 }
-# the event time of a table: a row is in [start, end) by this column; alerts by their first..last event overlap
-TIME_COLUMNS = ("created_at", "message_created_at")
+# the event time of a table: a row is in [start, end) by this column (the published files are sorted by it);
+# alerts by their first..last event overlap
+TIME_COLUMNS = EVENT_TIME_COLUMNS
 ALERT_SPAN = ("first_event_at", "last_event_at")
 
 
@@ -72,14 +74,27 @@ def _quote(identifier: str) -> str:
 
 
 class Source:
-    def __init__(self, conn: duckdb.DuckDBPyConnection):
+    def __init__(self, conn: duckdb.DuckDBPyConnection, tables: dict[str, set[str]] | None = None):
         self.conn = conn
-        rows = conn.execute(
-            "SELECT table_name, column_name FROM duckdb_columns() WHERE database_name = ? AND schema_name = 'main'",
-            [CATALOG]).fetchall()
-        self.tables: dict[str, set[str]] = {}
-        for table, column in rows:
-            self.tables.setdefault(table, set()).add(column)
+        if tables is None:
+            rows = conn.execute(
+                "SELECT table_name, column_name FROM duckdb_columns() WHERE database_name = ? AND schema_name = 'main'",
+                [CATALOG]).fetchall()
+            tables = {}
+            for table, column in rows:
+                tables.setdefault(table, set()).add(column)
+        self.tables: dict[str, set[str]] = tables
+
+    def fork(self, filters: Filters) -> Source:
+        """A second connection to the same session (same attached snapshot, same threads and memory), with `filters`
+        applied: one per concurrent query (a DuckDB connection runs one query at a time; temp views and variables
+        are per connection). Close it (`.conn.close()`) before the session ends."""
+        conn = self.conn.cursor()
+        conn.execute("SET TimeZone = 'UTC'")
+        conn.execute(f"USE {CATALOG}")
+        forked = Source(conn, self.tables)
+        forked.apply_filters(filters)
+        return forked
 
     # -- filters ---------------------------------------------------------------------------------------------------
     def apply_filters(self, filters: Filters) -> None:

@@ -62,6 +62,9 @@ TEXT_TABLE = ("restricted", "chat_message_text")
 SEARCH_MACRO = "search_messages"
 TIME_COLUMN = "created_at"          # marts rebuilt window by window (the dbt step's ranges say what changed)
 DAY_COLUMNS = ("message_date",)     # other marts with a day: compared day by day
+# a table's event time (the first of these it has): every file is written in this order, so a time filter (the
+# dashboard's time range) reads only the row groups it needs, by their min/max statistics
+EVENT_TIME_COLUMNS = ("created_at", "message_created_at")
 
 
 @dataclass
@@ -270,6 +273,7 @@ class _Publisher:
         units: dict = {} if fresh else dict(previous["units"])
         units.pop("empty", None)
         written = 0
+        order = next((f" ORDER BY {_quote(c)}" for c in EVENT_TIME_COLUMNS if c in names), "")
         if TIME_COLUMN in names:
             if fresh or everything:
                 days = [r[0] for r in self.conn.execute(
@@ -285,7 +289,7 @@ class _Publisher:
                 for old in [u for u in units if u == unit or (len(unit) == 10 and u.startswith(unit))]:
                     del units[old]
                 query = (f"SELECT * FROM {source} WHERE {TIME_COLUMN} >= '{lo.isoformat()}'::TIMESTAMPTZ "
-                         f"AND {TIME_COLUMN} < '{hi.isoformat()}'::TIMESTAMPTZ")
+                         f"AND {TIME_COLUMN} < '{hi.isoformat()}'::TIMESTAMPTZ{order}")
                 written += self._export(name, unit, query, units, None)
         else:
             day = next((c for c in DAY_COLUMNS if c in names), None)
@@ -303,9 +307,9 @@ class _Publisher:
                 units.pop(unit, None)
                 if day:
                     condition = f"{_quote(day)} IS NULL" if unit == "None" else f"{_quote(day)} = '{unit}'::DATE"
-                    query = f"SELECT * FROM {source} WHERE {condition}"
+                    query = f"SELECT * FROM {source} WHERE {condition}{order}"
                 else:
-                    query = f"SELECT * FROM {source}"
+                    query = f"SELECT * FROM {source}{order}"
                 written += self._export(name, unit, query, units, fingerprint)
         if not units:  # views need at least one file: an empty one carries the columns
             self._export(name, "empty", f"SELECT * FROM {source} WHERE false", units, None, keep_empty=True)

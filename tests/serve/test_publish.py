@@ -54,6 +54,13 @@ def test_publish_copies_every_mart_completely(built, tmp_path):
     days = sorted(p.name.split(".")[0] for p in (files_directory(tmp_path / "marts.duckdb") / "main" /
                                                   "activity_overview").iterdir())
     assert days == ["2026-11-02", "2026-11-03T00"]
+    # every file in event-time order: a dashboard's time range reads only the row groups it needs
+    for table, column in (("activity_overview", "created_at"), ("chats", "message_created_at")):
+        for path in (files_directory(tmp_path / "marts.duckdb") / "main" / table).iterdir():
+            with duckdb.connect() as conn:
+                conn.execute("SET threads = 1")  # file order, as written
+                times = [r[0] for r in conn.execute(f"SELECT {column} FROM read_parquet('{path}')").fetchall()]
+            assert times and times == sorted(times), path
 
 
 def _record_build(warehouse: Path, start: str, end: str) -> None:
