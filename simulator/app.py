@@ -645,7 +645,7 @@ class SimulatorApp:
                 return
             if ctx.repeated_applied:
                 self.faults.count("repeated")
-            if self.hostile.enabled and status == 200:
+            if (self.hostile.enabled or self.hostile.altered) and status == 200:
                 body = self.hostile.apply(route.name, ctx.query.has("after_id") or ctx.query.has("before_id"), body)
 
             out_headers = [(b"content-type", b"application/json"), (b"request-id", rid.encode())] + rl_headers
@@ -1154,7 +1154,9 @@ class SimulatorApp:
             elif path == "/_sim/hostile":
                 if method == "POST":
                     payload = orjson.loads(await self._read_body(receive) or b"{}")
-                    self.hostile.enabled = bool(payload.get("enabled")) if isinstance(payload, dict) else False
+                    payload = payload if isinstance(payload, dict) else {}
+                    self.hostile.enabled = bool(payload.get("enabled"))
+                    self.hostile.altered = bool(payload.get("altered"))
                 body = self.hostile.snapshot()
             elif path == "/_sim/stats" and method == "GET":
                 body = self.stats()
