@@ -136,7 +136,7 @@ def build(conn, rows: int) -> None:
                          CASE WHEN r4 < 3000 THEN 'false' ELSE 'true' END
                     ELSE ',"claude_chat_id":"claude_chat_01' || hash(i, 6) || '","claude_project_id":null' END ||
                 '}}')::JSON,
-               $start, $end, now(), 'bench'
+               $start, $end, now(), 'bench', NULL
         FROM a
     """, {"start": START, "end": START + timedelta(days=DAYS)})
     conn.execute("""

@@ -229,7 +229,7 @@ class SimulatorApp:
                 return
             if ctx.repeated_applied:
                 self.faults.count("repeated")
-            if self.hostile.enabled and status == 200:
+            if (self.hostile.enabled or self.hostile.altered) and status == 200:
                 body = self.hostile.apply(route.name, ctx.query.has("after_id") or ctx.query.has("before_id"), body)
 
             out_headers = [(b"content-type", b"application/json"), (b"request-id", rid.encode())] + rl_headers

@@ -37,8 +37,14 @@ _PATHS = [
     "$.actor.user_id", "$.actor.email_address", "$.actor.api_key_id", "$.actor.admin_api_key_id",
     "$.actor.service_account_id", "$.actor.ip_address", "$.actor.user_agent",
 ]
+# The fields the pipeline keys on and their JSON type by the contract (compliance-api/contract.md, "Activity object"):
+# any other type (JSON null aside: read as missing) sends the record to quarantine as `wrong_type:<field>`. Other
+# fields of another type are stored: as delivered in `raw`, as their JSON text in a typed column.
+_KEY_FIELD_TYPES = {"$.id": "VARCHAR", "$.created_at": "VARCHAR", "$.type": "VARCHAR", "$.organization_id": "VARCHAR",
+                    "$.actor": "OBJECT", "$.actor.type": "VARCHAR"}
+_ID_TYPE = {"$.id": "VARCHAR"}  # the bulk insert checks the id only: staging's verdict on the others is in batch_skip
 _ROW = """f[1], f[3], created_at, f[4], f[5], f[6], f[7], f[8], f[9], f[10], f[11], f[12], f[13], json,
-          $start, $end, $fetched_at, $run_id"""
+          $start, $end, $fetched_at, $run_id, hash(json)"""
 
 # Pages per load statement (~1M activities, a busy day). Statement size is the throughput lever: on 2 cores, a day
 # in one statement beat 40-page batches loaded beside the fetch (which then competes with it for CPU). Longer
@@ -64,7 +70,8 @@ class LoadResult:
     quarantined: int = 0
     quarantine_reasons: dict[str, int] = field(default_factory=dict)
     duplicates: int = 0        # repeated ids inside the delivered pages
-    conflicts: int = 0         # ... of which with another content than the stored one (kept in quarantine)
+    conflicts: int = 0         # versions of a stored id (stored earlier or by this load) with another content:
+                               # kept in quarantine, the stored row unchanged
     new_ips: int = 0
     new_user_agents: int = 0
 
@@ -140,24 +147,28 @@ class PageSpool:
         self.close()
 
 
-def _records(source: str, paths: list[str]) -> str:
+def _records(source: str, paths: list[str], types: dict[str, str] = _KEY_FIELD_TYPES) -> str:
     """SQL of the records of `source` (rows of filename, json, pos) with their extracted fields `f` and the reason
     each one cannot be stored (NULL = a valid activity). Every pass over the pages uses this text, so they agree on
-    what is valid. The id must be a JSON string: a number would be stored as a string id the API never sent. Other
-    typed fields are not type-checked (a third more load time): an object where a string belongs is kept as its JSON
-    text in the typed column, the record as delivered in `raw`. Each JSON function parses the record again, so an
-    object is recognised by its first character and the id's type is the one extra lookup."""
+    what is valid. A field of `types` with another JSON type than the contract's is a `wrong_type:<field>` (a number
+    as id would be stored as a string id the API never sent). Each JSON function parses the record again: the types
+    come from one multi-path call, and an object is recognised by its first character. Checking the key fields costs
+    ~10% of the bulk insert, which therefore checks the id only (_ID_TYPE) and skips the ids staging found
+    wrong-typed."""
+    wrong_types = "\n".join(
+        f"                    WHEN t[{i}] NOT IN ('{expected}', 'NULL') THEN 'wrong_type:{path[2:]}'"
+        for i, (path, expected) in enumerate(types.items(), start=1))
     return f"""
         SELECT filename, pos, json, f, created_at,
                CASE WHEN left(ltrim(json::VARCHAR), 1) <> '{{' THEN 'not_an_object'
                     WHEN f[1] IS NULL OR f[1] = '' THEN 'missing_id'
-                    WHEN id_type <> 'VARCHAR' THEN 'wrong_type'
+{wrong_types}
                     WHEN created_at IS NULL THEN 'bad_created_at'
                     WHEN created_at < $start OR created_at >= $end THEN 'outside_window'
                END AS reason
         FROM (SELECT *, TRY_CAST(f[2] AS TIMESTAMPTZ) AS created_at
               FROM (SELECT filename, pos, json, json_extract_string(json, {paths!r}) AS f,
-                           json_type(json, '$.id') AS id_type
+                           json_type(json, {list(types)!r}) AS t
                     FROM ({source})))"""
 
 
@@ -215,6 +226,9 @@ def _load_range(conn, files, start, end, *, run_id, fetched_at, traversal, enric
     params = {"start": start, "end": end}
     conn.execute("BEGIN TRANSACTION")
     try:
+        # Rows stored before `raw_hash` existed get it once, when their range is loaded again (schema.py).
+        conn.execute("""UPDATE raw.activities SET raw_hash = hash(raw)
+                        WHERE created_at >= $start AND created_at < $end AND raw_hash IS NULL""", params)
         # Only the ids present before the load can go missing: new rows are, by construction, delivered ones.
         conn.execute("""CREATE OR REPLACE TEMP TABLE existing_ids AS
                         SELECT id FROM raw.activities WHERE created_at >= $start AND created_at < $end""", params)
@@ -279,19 +293,22 @@ def _load_batch(conn, number: int, files: list[str], start, end, fetched_at, run
                 reason: 'VARCHAR', record_id: 'VARCHAR', raw_base64: 'VARCHAR', text: 'VARCHAR'}})
         """, {"batch": number})
     # Ids of this batch not to insert in bulk: already stored or delivered by an earlier batch, or repeated within
-    # this batch (at-least-once delivery, rare), whose first copy is inserted separately.
+    # this batch (at-least-once delivery, rare) or held by a wrong-typed record (rarer), whose first valid copy is
+    # inserted separately.
     conn.execute("""
         CREATE OR REPLACE TEMP TABLE batch_skip AS
-        SELECT id, n > 1 AND NOT seen AS take_first
-        FROM (SELECT id, n, id IN (SELECT id FROM existing_ids
-                                   UNION ALL SELECT id FROM staged WHERE batch < $batch AND reason IS NULL) AS seen
-              FROM (SELECT id, count(*) AS n FROM staged WHERE batch = $batch AND reason IS NULL GROUP BY id))
-        WHERE n > 1 OR seen
+        SELECT id, (n > 1 OR wrong) AND NOT seen AS take_first
+        FROM (SELECT id, n, wrong, id IN (SELECT id FROM existing_ids
+                                          UNION ALL SELECT id FROM staged WHERE batch < $batch AND reason IS NULL) AS seen
+              FROM (SELECT id, count(*) FILTER (reason IS NULL) AS n, bool_or(reason IS NOT NULL) AS wrong
+                    FROM staged WHERE batch = $batch  -- the bulk insert checks the id's type itself
+                      AND (reason IS NULL OR reason LIKE 'wrong_type:%' AND reason <> 'wrong_type:id') GROUP BY id))
+        WHERE n > 1 OR seen OR wrong
     """, {"batch": number})
     row_params = {**params, "fetched_at": fetched_at, "run_id": run_id}
     inserted = conn.execute(f"""
         INSERT INTO raw.activities
-        SELECT {_ROW} FROM ({_records(_pages(files), _PATHS)}) r
+        SELECT {_ROW} FROM ({_records(_pages(files), _PATHS, _ID_TYPE)}) r
         WHERE reason IS NULL AND f[1] NOT IN (SELECT id FROM batch_skip)  -- not NOT EXISTS: 1.7x the CPU here
     """, row_params).fetchone()[0]
     repeated_in = [r[0] for r in conn.execute("""
@@ -315,27 +332,31 @@ def _load_batch(conn, number: int, files: list[str], start, end, fetched_at, run
 
 
 def _stage_conflicting_duplicates(conn, files: list[str], params: dict) -> int:
-    """Copies of an id delivered with different contents in one traversal: the stored row (the first copy, or the one
-    stored before) stays, each other version goes to quarantine. Rare: the pages are read again only when the hashes
-    show one. (A stored row is not compared with a later delivery: that would read every stored payload again.)"""
+    """Versions of a stored id delivered with other contents, in this traversal or in a later one (a re-pull, a rerun
+    of the range): the stored row (the first copy, or the one stored before) stays, each other version goes to
+    quarantine; an identical re-delivery changes nothing. The delivered hashes are compared with the range's stored
+    `raw_hash` (no payload is read); only pages holding a differing version are read again, and a version that is the
+    stored record in another serialisation (e.g. other escapes or spacing) is no conflict. Returns the versions
+    quarantined."""
     conn.execute("""
         CREATE OR REPLACE TEMP TABLE conflicting AS
-        WITH ids AS (SELECT id FROM staged WHERE reason IS NULL GROUP BY id HAVING count(DISTINCT payload_hash) > 1),
-             kept AS (SELECT id, hash(raw) AS h FROM raw.activities
-                      WHERE created_at >= $start AND created_at < $end AND id IN (SELECT id FROM ids))
-        SELECT DISTINCT s.id, s.payload_hash FROM staged s JOIN kept k ON k.id = s.id
-        WHERE s.reason IS NULL AND s.payload_hash <> k.h
+        SELECT DISTINCT s.id, s.payload_hash, s.filename
+        FROM staged s JOIN raw.activities a ON a.id = s.id
+        WHERE a.created_at >= $start AND a.created_at < $end
+          AND s.reason IS NULL AND s.payload_hash <> a.raw_hash
     """, params)
-    conflicts = conn.execute("SELECT count(*) FROM conflicting").fetchone()[0]
-    if conflicts:
-        conn.execute(f"""
+    pages = [r[0] for r in conn.execute("SELECT DISTINCT filename FROM conflicting").fetchall()]
+    conflicts = 0
+    if pages:
+        conflicts = conn.execute(f"""
             INSERT INTO staged
             SELECT DISTINCT ON (r.json) -1, r.filename, r.f[1], 'conflicting_duplicate', r.json, hash(r.json),
                    to_base64(encode(r.json))
-            FROM ({_records(_pages(files), _PATHS[:2])}) r
-            JOIN conflicting c ON c.id = r.f[1] AND c.payload_hash = hash(r.json)
-            WHERE r.reason IS NULL
-        """, params)
+            FROM ({_records(_pages(sorted(pages, key=files.index)), _PATHS[:2])}) r
+            JOIN (SELECT DISTINCT id, payload_hash FROM conflicting) c ON c.id = r.f[1] AND c.payload_hash = hash(r.json)
+            JOIN raw.activities a ON a.id = c.id AND a.created_at >= $start AND a.created_at < $end
+            WHERE r.reason IS NULL AND json(r.json) <> json(a.raw)
+        """, params).fetchone()[0]
     conn.execute("DROP TABLE conflicting")
     return conflicts
 

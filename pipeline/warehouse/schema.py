@@ -37,8 +37,9 @@ CREATE TABLE IF NOT EXISTS raw.activities (
 CREATE TABLE IF NOT EXISTS raw.activities_quarantine (
     window_start  TIMESTAMPTZ NOT NULL,
     window_end    TIMESTAMPTZ NOT NULL,
-    reason        VARCHAR NOT NULL,   -- not_an_object | missing_id | wrong_type (id) | bad_created_at | outside_window
-                                      -- | invalid_utf8 | invalid_unicode_escape | invalid_json | conflicting_duplicate
+    reason        VARCHAR NOT NULL,   -- not_an_object | missing_id | wrong_type:<field> (e.g. wrong_type:created_at)
+                                      -- | bad_created_at | outside_window | invalid_utf8 | invalid_unicode_escape
+                                      -- | invalid_json | conflicting_duplicate
     record_id     VARCHAR,
     payload       JSON NOT NULL,
     payload_hash  UBIGINT NOT NULL,
@@ -46,6 +47,10 @@ CREATE TABLE IF NOT EXISTS raw.activities_quarantine (
     fetched_at    TIMESTAMPTZ NOT NULL,
     run_id        VARCHAR NOT NULL
 );
+
+-- hash() of `raw` as stored: a later delivery of a stored id is compared with it (the range's rows only, without
+-- reading their payloads). Rows stored before this column existed get it from the first load of their range.
+ALTER TABLE raw.activities ADD COLUMN IF NOT EXISTS raw_hash UBIGINT;
 
 -- The record's exact bytes as delivered, base64 (payload is a readable rendering when they are not valid JSON text).
 ALTER TABLE raw.activities_quarantine ADD COLUMN IF NOT EXISTS raw_base64 VARCHAR;

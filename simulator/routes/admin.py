@@ -65,7 +65,9 @@ class AdminRoutes:
             elif path == "/_sim/hostile":
                 if method == "POST":
                     payload = orjson.loads(await read_body(receive) or b"{}")
-                    self.app.hostile.enabled = bool(payload.get("enabled")) if isinstance(payload, dict) else False
+                    payload = payload if isinstance(payload, dict) else {}
+                    self.app.hostile.enabled = bool(payload.get("enabled"))
+                    self.app.hostile.altered = bool(payload.get("altered"))
                 body = self.app.hostile.snapshot()
             elif path == "/_sim/stats" and method == "GET":
                 body = self.app.stats()

@@ -10,6 +10,7 @@ import base64
 import dagster as dg
 import duckdb
 import httpx
+import orjson
 import pytest
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
@@ -22,9 +23,18 @@ from tests.support.sim import ground_truth, set_clock, stats
 from tests.unit.test_warehouse_load import snapshot
 
 DAY = "2026-11-03"
-# invalid text, a number as id, no id and a conflicting copy are quarantined; deep nesting (DuckDB has no depth limit)
-# and an object as an email (kept as delivered in `raw`) are stored
-ACTIVITY_REASONS = {"invalid_unicode_escape", "invalid_utf8", "wrong_type", "missing_id", "conflicting_duplicate"}
+# Per wrong-typed activity planted by the simulator (WRONG_TYPED_ACTIVITIES): its reason, None = stored (a context
+# field: as delivered in `raw`, its JSON text in the typed column)
+WRONG_TYPED = {"created_at_number": "wrong_type:created_at", "type_object": "wrong_type:type",
+               "organization_id_number": "wrong_type:organization_id", "actor_string": "wrong_type:actor",
+               "actor_array": "wrong_type:actor", "actor_type_number": "wrong_type:actor.type",
+               "ip_address_number": None, "user_agent_array": None}
+# invalid text, a number as id, no id, a conflicting copy and a key field of a wrong type are quarantined; deep nesting
+# (DuckDB has no depth limit), an object as an email and a context field of a wrong type are stored
+ACTIVITY_REASONS = {"invalid_unicode_escape", "invalid_utf8", "wrong_type:id", "missing_id", "conflicting_duplicate",
+                    *filter(None, WRONG_TYPED.values())}
+QUARANTINED_PER_PAGE = 5 + sum(r is not None for r in WRONG_TYPED.values())
+STORED_KINDS = {"deep_nesting", "object_as_name", *(k for k, r in WRONG_TYPED.items() if r is None)}
 
 
 def resources(base_url, warehouse):
@@ -65,14 +75,15 @@ def test_hostile_activities_are_quarantined_and_every_valid_one_stored(hostile_s
     hostile_stored = {i for i in ids if i.startswith("hostile-")}
     assert truth <= set(ids), f"valid records lost: {len(truth - set(ids))}"
     assert len(ids) == len(set(ids))
-    assert {i.rsplit("-", 1)[1] for i in hostile_stored} == {"deep_nesting", "object_as_name"}  # stored faithfully
+    assert {i.rsplit("-", 1)[1] for i in hostile_stored} == STORED_KINDS  # stored faithfully
     assert set(ids) - truth == hostile_stored
     served = stats(sim.base_url)
     tried = httpx.get(f"{sim.base_url}/_sim/hostile", timeout=10).json()["served"]["activities"]
     print(f"activities: {tried} hostile records tried, {len(quarantine)} quarantined, {len(hostile_stored)} stored "
-          f"faithfully (deep nesting, object as email); {len(truth)} valid, {len(truth - set(ids))} lost")
+          f"faithfully ({', '.join(sorted(STORED_KINDS))}); {len(truth)} valid, {len(truth - set(ids))} lost")
     assert {r for r, _, _ in quarantine} == ACTIVITY_REASONS
-    assert len(quarantine) == 5 * len(ranges)  # 7 hostile per first page, 2 stored
+    assert tried == len(quarantine) + len(hostile_stored)
+    assert len(quarantine) == QUARANTINED_PER_PAGE * len(ranges)  # on each first page
     assert attested == len(quarantine)  # each counted in its window's attestation
     assert all(base64.b64decode(b) for _, _, b in quarantine)
     raw = [base64.b64decode(b) for r, _, b in quarantine if r == "invalid_utf8"]
@@ -82,6 +93,84 @@ def test_hostile_activities_are_quarantined_and_every_valid_one_stored(hostile_s
     with duckdb.connect(str(warehouse), read_only=True) as conn:
         assert snapshot(conn) == before
     assert served["requests_total"] > 0
+
+
+def metadata(result) -> dict:
+    return {k: v.value for k, v in result.asset_materializations_for_node("raw__activities")[-1].metadata.items()}
+
+
+def test_wrong_typed_fields_are_quarantined_by_field_and_their_neighbours_stored(hostile_sim, tmp_path):
+    sim, warehouse = hostile_sim, tmp_path / "w.duckdb"
+    meta = metadata(run([raw_activities], resources(sim.base_url, warehouse), f"{DAY}-12:00", f"{DAY}-12:05"))
+    truth = set(ground_truth(sim.base_url, f"{DAY}T12:00:00Z", f"{DAY}T12:10:00Z")["activity_ids"])
+    with duckdb.connect(str(warehouse), read_only=True) as conn:
+        stored = {r[0]: r[1:] for r in conn.execute(
+            "SELECT id, ip_address, user_agent, raw->'$.actor' FROM raw.activities").fetchall()}
+        quarantine = {r[0].rsplit("-", 1)[1]: r[1:] for r in conn.execute(
+            "SELECT record_id, reason, raw_base64 FROM raw.activities_quarantine WHERE record_id LIKE 'hostile-%'"
+        ).fetchall()}
+        attested = conn.execute("SELECT sum(quarantined_count) FROM raw.activity_attestations").fetchone()[0]
+        quarantined = conn.execute("SELECT count(*) FROM raw.activities_quarantine").fetchone()[0]
+    assert truth and truth <= set(stored), f"valid records lost: {len(truth - set(stored))}"
+    for kind, reason in WRONG_TYPED.items():
+        if reason is None:
+            assert kind not in quarantine
+            continue
+        got_reason, raw = quarantine[kind]
+        assert got_reason == reason, kind
+        field = reason.split(":")[1].split(".")[0]
+        assert f'"{field}":'.encode() in base64.b64decode(raw)  # the record's bytes as delivered
+    (ip_record,) = [v for i, v in stored.items() if i.endswith("-ip_address_number")]
+    (ua_record,) = [v for i, v in stored.items() if i.endswith("-user_agent_array")]
+    # stored faithfully: as delivered in `raw`, their JSON text in the typed column
+    assert ip_record[:2] == ("3232235777", "Mozilla/5.0") and '"ip_address":3232235777' in ip_record[2]
+    assert ua_record[:2] == ("81.2.69.160", '["Mozilla/5.0"]') and '"user_agent":["Mozilla/5.0"]' in ua_record[2]
+    assert attested == quarantined == meta["quarantined"] == QUARANTINED_PER_PAGE
+    assert meta["quarantine_reasons"]["wrong_type:actor"] == 2
+
+
+def hostile_mode(sim, **mode: bool) -> None:
+    httpx.post(f"{sim.base_url}/_sim/hostile", json=mode, timeout=10).raise_for_status()
+
+
+def test_conflicting_redelivery_in_a_later_run_is_quarantined_and_the_stored_row_kept(hostile_sim, tmp_path):
+    """A stored id delivered again by a later run with other content: the stored row stays (the first stored version
+    wins), the other version is quarantined with its bytes and counted (run metadata, window attestation); the same
+    delivery again changes nothing."""
+    sim, warehouse = hostile_sim, tmp_path / "w.duckdb"
+    res, first, last = resources(sim.base_url, warehouse), f"{DAY}-13:00", f"{DAY}-13:05"
+    tables = ("raw.activities", "raw.activities_quarantine", "raw.activity_attestations")
+
+    def read():
+        with duckdb.connect(str(warehouse), read_only=True) as conn:
+            return {t: sorted(map(repr, conn.execute(f"SELECT * FROM {t}").fetchall())) for t in tables}, \
+                conn.execute("SELECT sum(quarantined_count) FROM raw.activity_attestations").fetchone()[0], \
+                conn.execute("SELECT reason, record_id, raw_base64 FROM raw.activities_quarantine").fetchall()
+
+    try:
+        hostile_mode(sim, enabled=False)  # only valid records: the first run stores them all
+        before_meta = metadata(run([raw_activities], res, first, last))
+        before, before_attested, before_quarantine = read()
+        hostile_mode(sim, enabled=False, altered=True)  # the window's first record again, with other content
+        after_meta = metadata(run([raw_activities], res, first, last))
+        after, after_attested, after_quarantine = read()
+        run([raw_activities], res, first, last)
+        again = read()[0]
+    finally:
+        hostile_mode(sim, enabled=True)
+    assert before_meta["records_stored"] > 0 and before_quarantine == [] and before_attested == 0
+    assert after["raw.activities"] == before["raw.activities"]  # the stored row unchanged, nothing else either
+    ((reason, record_id, raw),) = after_quarantine
+    assert reason == "conflicting_duplicate" and b'"altered_copy":true' in base64.b64decode(raw)
+    with duckdb.connect(str(warehouse), read_only=True) as conn:
+        (stored,) = conn.execute("SELECT raw FROM raw.activities WHERE id = ?", [record_id]).fetchone()
+    delivered = orjson.loads(base64.b64decode(raw))
+    assert delivered.pop("altered_copy") is True and orjson.loads(stored) == delivered  # stored by the first run
+    assert (before_meta["conflicting_duplicates"], after_meta["conflicting_duplicates"]) == (0, 1)
+    assert after_meta["quarantine_reasons"] == {"conflicting_duplicate": 1}
+    assert after_attested == 1  # counted in its window's attestation
+    assert after_meta["records_inserted"] == after_meta["records_removed"] == 0
+    assert again == after  # the same re-delivery again changes nothing (the quarantine does not grow)
 
 
 def test_hostile_chats_and_messages_are_quarantined_and_every_valid_one_stored(hostile_sim, tmp_path):

@@ -88,6 +88,63 @@ def test_quarantine_reasons_and_payloads(conn, tmp_path):
     assert snapshot(conn) == before
 
 
+def test_a_later_delivery_of_a_stored_id_with_other_content_is_quarantined_and_the_stored_row_kept(conn, tmp_path):
+    records = [activity(i, i) for i in range(50)]
+    load(conn, tmp_path, [records])
+    before = snapshot(conn)
+    # the same records in another serialisation (spaces, escaped non-ASCII): an identical delivery, not a conflict
+    respaced = json.dumps(records, indent=1, ensure_ascii=True).encode()
+    again = load(conn, tmp_path, [respaced], run_id="run-2")
+    assert (again.conflicts, again.quarantined) == (0, 0) and snapshot(conn) == before
+    changed = [*records[:7], {**records[7], "type": "claude_chat_deleted"}, *records[8:]]
+    result = load(conn, tmp_path, [changed], run_id="run-3")
+    assert (result.conflicts, result.quarantine_reasons, result.inserted) == (1, {"conflicting_duplicate": 1}, 0)
+    after = snapshot(conn)
+    assert after["raw.activities"] == before["raw.activities"]  # the first stored version wins
+    (row,) = conn.execute("SELECT record_id, payload->>'type' FROM raw.activities_quarantine").fetchall()
+    assert row == ("activity_00007", "claude_chat_deleted")
+    assert conn.execute("SELECT sum(quarantined_count) FROM raw.activity_attestations").fetchone()[0] == 1
+    load(conn, tmp_path, [changed], run_id="run-4")
+    assert snapshot(conn) == after  # rerun: the quarantine does not grow
+
+
+def test_rows_stored_before_the_content_hash_existed_get_it_from_the_next_load_of_their_range(conn, tmp_path):
+    records = [activity(i, i) for i in range(20)]
+    load(conn, tmp_path, [records])
+    conn.execute("ALTER TABLE raw.activities DROP COLUMN raw_hash")  # a warehouse of an older version
+    assert load(conn, tmp_path, [records], run_id="run-2").conflicts == 0
+    assert conn.execute("SELECT count(*) FROM raw.activities WHERE raw_hash IS NULL").fetchone()[0] == 0
+    changed = [{**records[3], "organization_id": "org_2"}, *records[4:]]
+    assert load(conn, tmp_path, [changed], run_id="run-3").conflicts == 1
+
+
+def test_wrong_typed_key_fields_are_quarantined_by_field_and_other_fields_stored_as_delivered(conn, tmp_path):
+    good = [activity(i, i) for i in range(10)]
+    base = activity(100, 1)
+    wrong = {"created_at": 1772366400, "type": {"name": "x"}, "organization_id": 5, "actor": "user_1",
+             "id": 100}
+    bad = [{**base, "id": f"activity_bad_{field}", field: value} for field, value in wrong.items()]
+    bad += [{**base, "id": "activity_bad_actor_list", "actor": [base["actor"]]},
+            {**base, "id": "activity_bad_actor_type", "actor": {**base["actor"], "type": ["user_actor"]}}]
+    context = [{**base, "id": "activity_ctx_ip", "actor": {**base["actor"], "ip_address": 1, "user_agent": None}},
+               {**base, "id": "activity_ctx_uuid", "organization_uuid": {"u": 1}, "claude_chat_id": 7}]
+    bad.append({**good[2], "actor": 42})  # a wrong-typed copy of a valid record's id: the valid one is stored
+    result = load(conn, tmp_path, pages_of([*good[:5], *bad, *context, *good[5:]], 5000))
+    assert result.quarantine_reasons == {"wrong_type:created_at": 1, "wrong_type:type": 1, "wrong_type:id": 1,
+                                         "wrong_type:organization_id": 1, "wrong_type:actor": 3,
+                                         "wrong_type:actor.type": 1}
+    assert result.stored == len(good) + len(context)
+    rows = {r[0]: r[1:] for r in conn.execute(
+        "SELECT id, ip_address, user_agent, organization_uuid, raw FROM raw.activities").fetchall()}
+    assert rows["activity_ctx_ip"][:2] == ("1", None) and rows["activity_ctx_uuid"][2] == '{"u":1}'  # JSON text
+    assert json.loads(rows["activity_ctx_uuid"][3]) == context[1]  # as delivered
+    assert rows["activity_00001"][:3] == ("81.2.69.160", "Mozilla/5.0", "u-1")
+    assert json.loads(rows["activity_00002"][3]) == good[2]
+    before = snapshot(conn)
+    load(conn, tmp_path, pages_of([*good[:5], *bad, *context, *good[5:]], 5000), run_id="run-2")
+    assert snapshot(conn) == before
+
+
 def test_range_replace_removes_ids_the_api_no_longer_returns_only_inside_the_range(conn, tmp_path):
     load(conn, tmp_path, pages_of([activity(i, i * 10) for i in range(90)], 5000))  # whole 15 minutes
     sub_start, sub_end = START + timedelta(minutes=5), START + timedelta(minutes=10)
