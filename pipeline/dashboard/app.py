@@ -12,12 +12,8 @@ import csv
 import io
 import logging
 import os
-import queue
 import threading
 import time
-from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor, wait
-from contextlib import contextmanager
 from datetime import datetime, timezone
 from functools import partial
 
@@ -33,7 +29,6 @@ from pipeline.serving.panels import Panel, load_panels
 from pipeline.settings import load_settings
 
 PAGE_ROWS = 50            # rows per page of a table panel
-QUERY_WORKERS = 4         # a page's panel queries run this many at a time (one DuckDB session: its threads are shared)
 CHART_ROWS = 20_000       # a chart panel never draws more rows than this
 NO_DATA = "No data in this range"
 SEARCH_PANEL = ("chats", "message_search")
@@ -168,49 +163,12 @@ def title_case(name: str) -> str:
     return name.replace("_", " ").capitalize()
 
 
-def panel_view(panel: Panel) -> tuple[int, tuple]:
-    """(page, sort order) the visitor chose for a table panel (session state), as part of its cache key."""
-    order = st.session_state.get(f"order-{panel.dashboard}-{panel.name}") or ()
-    return st.session_state.get(f"page-{panel.dashboard}-{panel.name}", 1) - 1, tuple(order)
-
-
-@contextmanager
-def queries_ahead(source: Source, file_version: tuple, filters: Filters, panels: list[Panel]
-                  ) -> Iterator[dict[str, Future]]:
-    """Start every panel query of the page at once, QUERY_WORKERS at a time, each on its own connection of the page's
-    session, into the cache the panels then read (same keys): the page waits about as long as its queries take
-    together on all cores, not one after the other, and draws each panel as soon as its query is done. A query that
-    fails here runs again when its panel is drawn, which shows the error."""
-    forks: queue.SimpleQueue[Source] = queue.SimpleQueue()
-    opened = [source.fork(filters) for _ in range(min(QUERY_WORKERS, len(panels)))]
-    for fork in opened:
-        forks.put(fork)
-
-    def run(panel: Panel, page: int, order: tuple) -> None:
-        fork = forks.get()
-        try:
-            _panel(file_version, filters, panel.dashboard, panel.name, page, order, (), fork)
-        except Exception:  # noqa: BLE001, S110 - drawn (with its error) by render_panel
-            pass
-        finally:
-            forks.put(fork)
-
-    pool = ThreadPoolExecutor(max_workers=max(1, len(opened)), thread_name_prefix="panel-query")
-    try:
-        yield {panel.name: pool.submit(run, panel, *panel_view(panel)) for panel in panels}
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-        for fork in opened:
-            fork.conn.close()
-
-
-def render_panel(source: Source, file_version: tuple, filters: Filters, panel: Panel, params: dict,
-                 pending: Future | None = None) -> None:
+def render_panel(source: Source, file_version: tuple, filters: Filters, panel: Panel, params: dict) -> None:
     with st.container(border=True, key=f"panel-{panel.name}"):
         st.markdown(f"**{title_case(panel.name)}**", help=panel.description or None)
-        page, order = panel_view(panel)
-        if pending is not None:
-            wait([pending])  # its result is in the cache now
+        state_key = f"order-{panel.dashboard}-{panel.name}"
+        order = st.session_state.get(state_key) or ()
+        page = st.session_state.get(f"page-{panel.dashboard}-{panel.name}", 1) - 1
         # message text is never cached: each search goes through the privacy gate again
         rows = _panel_rows if (panel.dashboard, panel.name) == SEARCH_PANEL else _panel
         try:
@@ -301,17 +259,16 @@ def dashboard_page(dashboard: dict) -> None:
         numbers = [p for p in panels if kinds[p.name] == "number"]
         plots = [p for p in panels if kinds[p.name] in ("line", "area", "bar", "geo")]
         tables = [p for p in panels if kinds[p.name] == "table"]
-        with queries_ahead(source, file_version, filters, numbers + plots + tables) as pending:
-            for row in range(0, len(numbers), 3):
-                for cell, panel in zip(st.columns(3), numbers[row:row + 3]):
-                    with cell:
-                        render_panel(source, file_version, filters, panel, {}, pending[panel.name])
-            for row in range(0, len(plots), 2):
-                for cell, panel in zip(st.columns(2), plots[row:row + 2]):
-                    with cell:
-                        render_panel(source, file_version, filters, panel, {}, pending[panel.name])
-            for panel in tables:
-                render_panel(source, file_version, filters, panel, {}, pending[panel.name])
+        for row in range(0, len(numbers), 3):
+            for cell, panel in zip(st.columns(3), numbers[row:row + 3]):
+                with cell:
+                    render_panel(source, file_version, filters, panel, {})
+        for row in range(0, len(plots), 2):
+            for cell, panel in zip(st.columns(2), plots[row:row + 2]):
+                with cell:
+                    render_panel(source, file_version, filters, panel, {})
+        for panel in tables:
+            render_panel(source, file_version, filters, panel, {})
         if name == "chats":
             message_search(source, file_version, filters)
     page_done(name)

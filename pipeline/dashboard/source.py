@@ -74,27 +74,14 @@ def _quote(identifier: str) -> str:
 
 
 class Source:
-    def __init__(self, conn: duckdb.DuckDBPyConnection, tables: dict[str, set[str]] | None = None):
+    def __init__(self, conn: duckdb.DuckDBPyConnection):
         self.conn = conn
-        if tables is None:
-            rows = conn.execute(
-                "SELECT table_name, column_name FROM duckdb_columns() WHERE database_name = ? AND schema_name = 'main'",
-                [CATALOG]).fetchall()
-            tables = {}
-            for table, column in rows:
-                tables.setdefault(table, set()).add(column)
-        self.tables: dict[str, set[str]] = tables
-
-    def fork(self, filters: Filters) -> Source:
-        """A second connection to the same session (same attached snapshot, same threads and memory), with `filters`
-        applied: one per concurrent query (a DuckDB connection runs one query at a time; temp views and variables
-        are per connection). Close it (`.conn.close()`) before the session ends."""
-        conn = self.conn.cursor()
-        conn.execute("SET TimeZone = 'UTC'")
-        conn.execute(f"USE {CATALOG}")
-        forked = Source(conn, self.tables)
-        forked.apply_filters(filters)
-        return forked
+        rows = conn.execute(
+            "SELECT table_name, column_name FROM duckdb_columns() WHERE database_name = ? AND schema_name = 'main'",
+            [CATALOG]).fetchall()
+        self.tables: dict[str, set[str]] = {}
+        for table, column in rows:
+            self.tables.setdefault(table, set()).add(column)
 
     # -- filters ---------------------------------------------------------------------------------------------------
     def apply_filters(self, filters: Filters) -> None:
