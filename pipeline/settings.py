@@ -120,6 +120,9 @@ def _setting(env: str, allowed: str, default: Any = None, **constraints: Any) ->
     return Field(default, validation_alias=env, description=allowed, **constraints)
 
 
+SECRET_FIELDS = frozenset({"api_key", "alert_webhook_url"})  # their values never appear in messages or reprs
+
+
 class PipelineSettings(BaseSettings):
     """Every variable of README: Configuration, validated (see `load_settings`)."""
 
@@ -169,7 +172,8 @@ class PipelineSettings(BaseSettings):
         "COMPLIANCE_SERVING_RETAIN_MINUTES", "a number of minutes >= 0", 60.0, ge=0)
     geoip_city_db: Annotated[Path, AfterValidator(_existing_file)] | None = _setting(
         "GEOIP_CITY_DB", "the path of an existing GeoLite2/GeoIP2 City .mmdb file")
-    alert_webhook_url: WebhookUrl | None = _setting("COMPLIANCE_ALERT_WEBHOOK_URL", "an http(s):// URL")
+    # A webhook URL is a credential (Slack's carry their token in the path): never in a repr or an error message.
+    alert_webhook_url: WebhookUrl | None = _setting("COMPLIANCE_ALERT_WEBHOOK_URL", "an http(s):// URL", repr=False)
     dashboard_host: str = _setting(
         "COMPLIANCE_DASHBOARD_HOST", "an address to bind the dashboard app to (it has no login: keep loopback)",
         "127.0.0.1", min_length=1)
@@ -228,7 +232,7 @@ def _explain(exc: ValidationError) -> str:
             lines.append(str(error["msg"]).removeprefix("Value error, "))
             continue
         field = _FIELD_BY_ENV[env]
-        shown = "(hidden: a secret)" if field == "api_key" else repr(error["input"])
+        shown = "(hidden: a secret)" if field in SECRET_FIELDS else repr(error["input"])
         reason = str(error["msg"]).removeprefix("Value error, ")
         lines.append(f"{env}={shown} is invalid ({reason}): allowed is {_describe(field)}.")
     return "Invalid settings:\n  " + "\n  ".join(lines)

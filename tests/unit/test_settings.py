@@ -78,7 +78,6 @@ def test_valid_values_are_parsed(env, tmp_path):
     ("COMPLIANCE_DUCKDB_MEMORY_LIMIT", "256", "256MB, 2GB"),
     ("COMPLIANCE_DBT_MEMORY_LIMIT", "two gigs", "256MB, 2GB"),
     ("GEOIP_CITY_DB", "/nonexistent/city.mmdb", "existing"),
-    ("COMPLIANCE_ALERT_WEBHOOK_URL", "hooks.slack.com/x", "http(s)://"),
     ("COMPLIANCE_ALERT_MAX_PER_TICK", "0", ">= 1"),
     ("COMPLIANCE_ALERT_RETRY_BASE_SECONDS", "soon", ">= 0"),   # a bare ValueError at the sensor tick before
 ])
@@ -116,6 +115,18 @@ def test_the_key_is_a_secret(env):
     env("COMPLIANCE_API_TIMEOUT_SECONDS", "5")
     s = load_settings()
     assert "secretvalue" not in repr(s) and s.api_key.get_secret_value() == "sk-ant-api01-secretvalue"
+
+
+def test_the_webhook_url_is_a_secret_too(env):
+    """A Slack webhook URL carries its token: refused without echoing it, never in the settings' repr."""
+    env("COMPLIANCE_ALERT_WEBHOOK_URL", "hooks.slack.com/services/T0/B0/tokenvalue")
+    with pytest.raises(SettingsError) as refused:
+        load_settings()
+    line = next(line for line in str(refused.value).splitlines() if "COMPLIANCE_ALERT_WEBHOOK_URL" in line)
+    assert "tokenvalue" not in line and "hidden" in line and "http(s)://" in line
+    env("COMPLIANCE_ALERT_WEBHOOK_URL", "https://hooks.slack.com/services/T0/B0/tokenvalue")
+    s = load_settings()
+    assert "tokenvalue" not in repr(s) and "tokenvalue" not in str(s) and s.alert_webhook_url.endswith("tokenvalue")
 
 
 def test_relative_paths_are_relative_to_the_project(env):
