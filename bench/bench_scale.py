@@ -105,6 +105,7 @@ def main() -> None:
     from pipeline.defs.monitors import activity_monitors
     from pipeline.defs.resources import ComplianceAPIResource, GeoIPResource, WarehouseResource
     from pipeline.defs.serve.assets import marts_file
+    from pipeline.defs.serve.compaction import compact_serving_files_job
     from pipeline.defs.transform.assets import dbt_activity_marts, dbt_reference
     from pipeline.defs.transform.project import dbt_resource
 
@@ -141,8 +142,8 @@ def main() -> None:
                 (f"{label} marts peak RSS MB (Dagster / dbt)", f"{marts['rss']:.0f} / {marts['dbt_rss']:.0f}"),
             ]
             done = history
-            # Two ticks: the first window of the next day (its publish also compacts the previous day's hour files
-            # into one day file, once a day) and the next window (the steady state of the other 287 ticks a day).
+            # Two ticks: the first window of the next day (the previous day's hour files stay: their compaction is a
+            # job of its own, measured after the ticks) and the next window (the steady state of the others).
             for minute, kind in (("00:00", "first of day"), ("00:05", "steady")):
                 window = f"{FIRST_DAY + timedelta(days=history)}-{minute}"
                 tick_ingest = timed(instance, [raw_activities, activity_monitors], resources, partition_key=window)
@@ -166,6 +167,14 @@ def main() -> None:
                     (f"{name}: peak RSS MB (Dagster / dbt)",
                      f"{max(tick_ingest['rss'], tick_marts['rss']):.0f} / {tick_marts['dbt_rss']:.0f}"),
                 ]
+            # The closed day's compaction: its own run (hourly job), never part of a tick; readers never wait for it.
+            with PeakMemory() as memory:
+                started = time.perf_counter()
+                compaction = compact_serving_files_job.execute_in_process(instance=instance)
+                seconds = time.perf_counter() - started
+            assert compaction.success
+            rows.append((f"compaction of the closed day after the ticks on {history} d: run s / peak RSS MB",
+                         f"{seconds:.1f} / {memory.own:.0f}"))
     for kind, by_history in ticks.items():
         if len(by_history) > 1:
             rows.append((f"tick ({kind}) ratio {max(by_history)} d / {min(by_history)} d (target <= 1.3)",
