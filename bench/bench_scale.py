@@ -21,12 +21,15 @@ from datetime import date, timedelta
 from pathlib import Path
 
 os.environ.setdefault("COMPLIANCE_PARTITIONS_START", "2026-10-01T00:00:00Z")
+os.environ.setdefault("COMPLIANCE_API_ALLOWED_HOSTS", "127.0.0.1")  # the simulator on loopback
 
 import dagster as dg  # noqa: E402
 import psutil  # noqa: E402
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG  # noqa: E402
 
 from bench.common import FULL_KEY, report  # noqa: E402
+
+os.environ.setdefault("ANTHROPIC_COMPLIANCE_ACCESS_KEY", FULL_KEY)  # the key is read from the environment only
 from simulator.process import SimulatorProcess  # noqa: E402
 
 VOLUME = int(os.environ.get("BENCH_SCALE_VOLUME", "1000000"))
@@ -118,7 +121,7 @@ def main() -> None:
         tmp = Path(tmp)
         os.environ["COMPLIANCE_SERVING_PATH"] = str(tmp / "marts.duckdb")
         resources = {
-            "compliance_api": ComplianceAPIResource(api_key=FULL_KEY, base_url=sim.base_url,
+            "compliance_api": ComplianceAPIResource(base_url=sim.base_url,
                                                     requests_per_minute=1_000_000),
             "warehouse": WarehouseResource(path=str(tmp / "warehouse.duckdb")), "geoip": GeoIPResource(),
             "dbt": dbt_resource()}
