@@ -21,12 +21,15 @@ from datetime import date, timedelta
 from pathlib import Path
 
 os.environ.setdefault("COMPLIANCE_PARTITIONS_START", "2026-10-01T00:00:00Z")
+os.environ.setdefault("COMPLIANCE_API_ALLOWED_HOSTS", "127.0.0.1")  # the simulator on loopback
 
 import dagster as dg  # noqa: E402
 import psutil  # noqa: E402
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG  # noqa: E402
 
 from bench.common import FULL_KEY, report  # noqa: E402
+
+os.environ.setdefault("ANTHROPIC_COMPLIANCE_ACCESS_KEY", FULL_KEY)  # the key is read from the environment only
 from simulator.process import SimulatorProcess  # noqa: E402
 
 VOLUME = int(os.environ.get("BENCH_SCALE_VOLUME", "1000000"))
@@ -105,6 +108,7 @@ def main() -> None:
     from pipeline.defs.monitors import activity_monitors
     from pipeline.defs.resources import ComplianceAPIResource, GeoIPResource, WarehouseResource
     from pipeline.defs.serve.assets import marts_file
+    from pipeline.defs.serve.compaction import compact_serving_files_job
     from pipeline.defs.transform.assets import dbt_activity_marts, dbt_reference
     from pipeline.defs.transform.project import dbt_resource
 
@@ -117,7 +121,7 @@ def main() -> None:
         tmp = Path(tmp)
         os.environ["COMPLIANCE_SERVING_PATH"] = str(tmp / "marts.duckdb")
         resources = {
-            "compliance_api": ComplianceAPIResource(api_key=FULL_KEY, base_url=sim.base_url,
+            "compliance_api": ComplianceAPIResource(base_url=sim.base_url,
                                                     requests_per_minute=1_000_000),
             "warehouse": WarehouseResource(path=str(tmp / "warehouse.duckdb")), "geoip": GeoIPResource(),
             "dbt": dbt_resource()}
@@ -141,8 +145,8 @@ def main() -> None:
                 (f"{label} marts peak RSS MB (Dagster / dbt)", f"{marts['rss']:.0f} / {marts['dbt_rss']:.0f}"),
             ]
             done = history
-            # Two ticks: the first window of the next day (its publish also compacts the previous day's hour files
-            # into one day file, once a day) and the next window (the steady state of the other 287 ticks a day).
+            # Two ticks: the first window of the next day (the previous day's hour files stay: their compaction is a
+            # job of its own, measured after the ticks) and the next window (the steady state of the others).
             for minute, kind in (("00:00", "first of day"), ("00:05", "steady")):
                 window = f"{FIRST_DAY + timedelta(days=history)}-{minute}"
                 tick_ingest = timed(instance, [raw_activities, activity_monitors], resources, partition_key=window)
@@ -166,6 +170,14 @@ def main() -> None:
                     (f"{name}: peak RSS MB (Dagster / dbt)",
                      f"{max(tick_ingest['rss'], tick_marts['rss']):.0f} / {tick_marts['dbt_rss']:.0f}"),
                 ]
+            # The closed day's compaction: its own run (hourly job), never part of a tick; readers never wait for it.
+            with PeakMemory() as memory:
+                started = time.perf_counter()
+                compaction = compact_serving_files_job.execute_in_process(instance=instance)
+                seconds = time.perf_counter() - started
+            assert compaction.success
+            rows.append((f"compaction of the closed day after the ticks on {history} d: run s / peak RSS MB",
+                         f"{seconds:.1f} / {memory.own:.0f}"))
     for kind, by_history in ticks.items():
         if len(by_history) > 1:
             rows.append((f"tick ({kind}) ratio {max(by_history)} d / {min(by_history)} d (target <= 1.3)",

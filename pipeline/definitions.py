@@ -11,6 +11,7 @@ from pipeline.defs.monitors import (activity_monitors, alert_lifecycle, monitor_
                                     run_failure_webhook)
 from pipeline.defs.resources import build_resources
 from pipeline.defs.serve.assets import marts_file
+from pipeline.defs.serve.compaction import compact_serving_files_hourly, compact_serving_files_job
 from pipeline.defs.transform import automation as transform
 from pipeline.defs.transform.assets import dbt_activity_marts, dbt_reference, dbt_unit_tests
 from pipeline.defs.transform.project import dbt_resource
@@ -22,9 +23,11 @@ def defs() -> dg.Definitions:
         assets=[raw_activities, raw_chats, raw_organization_users, raw_chats_reconciliation,
                 dbt_reference, dbt_activity_marts, marts_file],
         jobs=[schedules.ingest_activities_job, schedules.ingest_chats_job, schedules.directory_job,
-              transform.refresh_marts_job, transform.reference_job, transform.unit_tests_job, alert_lifecycle],
+              transform.refresh_marts_job, transform.reference_job, transform.unit_tests_job, alert_lifecycle,
+              compact_serving_files_job],
         schedules=[schedules.activities_every_5_minutes, schedules.activities_late_repull,
-                   schedules.activities_deep_repull, schedules.chats_every_5_minutes, schedules.directory_daily],
+                   schedules.activities_deep_repull, schedules.chats_every_5_minutes, schedules.directory_daily,
+                   compact_serving_files_hourly],
         asset_checks=[activity_monitors, dbt_unit_tests],
         sensors=[monitor_alerts_webhook, run_failure_webhook, no_data_monitor, transform.marts_after_ingestion,
                  transform.reference_automation],

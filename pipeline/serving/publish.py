@@ -11,7 +11,11 @@ process, and a read-only reader also holds a lock). Instead the marts are publis
 
 A publish costs what changed: the dbt step records every range it rewrote (transform.mart_builds), and only the
 days (hours, for the newest day) those ranges touch are exported again, as *new* files; unchanged files are never
-read or copied. Once a day is no longer the newest, its hour files are compacted into one day file (once a day).
+read or copied. A day keeps its hour files after it stops being the newest (a late row re-exports one hour); they
+are compacted into one day file by `compact`, in a run of its own (job `compact_serving_files`), never by a publish:
+the 5-minute tick does not pay for a day's copy. Compaction reads the immutable hour files, not the warehouse (it
+never blocks the pipeline), and swaps them for the day file in one catalog replacement, so the views name either
+the hour files or the day file, never both. Publishes and the swap are serialised by a lock on the files folder.
 Marts not built window by window (chats: by chat; alerts) are compared per day (chats) or whole by a fingerprint.
 
 Snapshots: files are never rewritten in place; the new catalog, whose views name exactly the new set of files, is
@@ -30,11 +34,13 @@ given COMPLIANCE_SERVING_FILE_MODE / _GROUP (default 600: owner-only), the catal
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
 import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -118,22 +124,29 @@ def hours_of(start: datetime, end: datetime) -> list[datetime]:
 
 def units_to_export(ranges: list[tuple[datetime, datetime]], newest_day: date | None,
                     existing: set[str]) -> set[str]:
-    """Units ('2026-11-02' a day, '2026-11-02T10' an hour) a table must export for the rewritten ranges: hours of the
-    newest day (unless that day is one file already), whole days otherwise; plus the compaction of hour files of
-    days that are no longer the newest."""
+    """Units ('2026-11-02' a day, '2026-11-02T10' an hour) a table must export for the rewritten ranges: the day when
+    it is one file already, hours of the newest day and of days still held as hour files (not compacted yet: see
+    `compact`), whole days otherwise. Never a compaction: that is `days_to_compact`, outside the tick."""
+    hour_days = {u[:10] for u in existing if "T" in u}
     units = set()
     for start, end in ranges:
         for hour in hours_of(start, end):  # an empty range (a build that found nothing changed) has none
             day = hour.date()
-            if day == newest_day and day.isoformat() not in existing:
+            if day.isoformat() not in existing and (day == newest_day or day.isoformat() in hour_days):
                 units.add(hour.strftime("%Y-%m-%dT%H"))
             else:
                 units.add(day.isoformat())
-    for unit in existing:
-        if "T" in unit and (newest_day is None or date.fromisoformat(unit[:10]) < newest_day):
-            units.add(unit[:10])
     # a day exported whole replaces its hour files
     return {u for u in units if "T" not in u or u[:10] not in units}
+
+
+def days_to_compact(units: dict, newest_day: date | None) -> dict[str, list[str]]:
+    """Days held as hour files that are no longer the newest day -> their hour units, oldest day first."""
+    days: dict[str, list[str]] = {}
+    for unit in sorted(units):
+        if "T" in unit and newest_day is not None and date.fromisoformat(unit[:10]) < newest_day:
+            days.setdefault(unit[:10], []).append(unit)
+    return days
 
 
 def unit_bounds(unit: str) -> tuple[datetime, datetime]:
@@ -153,9 +166,29 @@ def publish(warehouse_path: str | Path, serving_path: str | Path, *, include_mes
     started = time.monotonic()
     warehouse_path, serving_path = Path(warehouse_path).resolve(), Path(serving_path).resolve()
     prepare_serving_folder(serving_path)  # private files: pipeline/warehouse/files.py
-    sweep_stale_temporaries(serving_path.parent, f".{serving_path.name}.*.publishing")
     files_dir = files_directory(serving_path)
     serving_dir(files_dir)
+    with _serving_lock(files_dir):
+        result = _publish(warehouse_path, serving_path, files_dir, include_message_text, storage_version, memory_limit)
+    result.seconds = time.monotonic() - started
+    return result
+
+
+@contextmanager
+def _serving_lock(files_dir: Path):
+    """Publishes and compaction swaps, one at a time: an exclusive flock on the files folder (no extra file; released
+    by the kernel if the process dies)."""
+    fd = os.open(files_dir, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _publish(warehouse_path: Path, serving_path: Path, files_dir: Path, include_message_text: bool,
+             storage_version: str, memory_limit: str | None) -> PublishResult:
+    sweep_stale_temporaries(serving_path.parent, f".{serving_path.name}.*.publishing")
     result = PublishResult(path=serving_path, storage_version=storage_version,
                            published_at=datetime.now(timezone.utc))
     state = _load_state(serving_path)
@@ -168,6 +201,10 @@ def publish(warehouse_path: str | Path, serving_path: str | Path, *, include_mes
         publisher = _Publisher(conn, files_dir, state, publish_id, result)
         new_state = publisher.run(include_message_text)
         conn.execute("DETACH wh")
+        # What `compact` needs to write the same catalog again without the warehouse.
+        new_state["catalog"] = {"macro": publisher.macro, "published_at": result.published_at.isoformat(),
+                                "storage_version": storage_version, "source_warehouse": warehouse_path.name,
+                                "rows": result.tables}
         _write_catalog(conn, serving_path, new_state, result, publisher.macro, storage_version, warehouse_path)
     finally:
         conn.close()
@@ -176,8 +213,105 @@ def publish(warehouse_path: str | Path, serving_path: str | Path, *, include_mes
     result.files_removed = _collect_garbage(files_dir, new_state, retain_minutes() * 60)
     result.size_bytes = serving_path.stat().st_size + sum(
         unit["bytes"] for table in new_state["tables"].values() for unit in table["units"].values())
+    return result
+
+
+@dataclass
+class CompactionResult:
+    days: dict[str, list[str]] = field(default_factory=dict)  # table -> days compacted into one file each
+    files_written: int = 0
+    bytes_written: int = 0
+    hour_files_replaced: int = 0
+    skipped: int = 0       # days a publish changed meanwhile: compacted by the next run
+    seconds: float = 0.0
+
+
+def compact(serving_path: str | Path, *, memory_limit: str | None = None) -> CompactionResult:
+    """Replace the hour files of every day that is no longer the newest by one day file per table.
+
+    Reads only the published hour files (immutable), never the warehouse, and writes the day files without the
+    lock, so publishes go on meanwhile; then, under the lock, swaps them in with one catalog replacement for the
+    days whose hour files are still the current ones (a publish that re-exported an hour meanwhile wins: that day
+    is compacted by the next run). Same rows, same snapshot (`published_at` unchanged)."""
+    started = time.monotonic()
+    serving_path = Path(serving_path).resolve()
+    files_dir = files_directory(serving_path)
+    result = CompactionResult()
+    if not files_dir.is_dir():
+        return result
+    with _serving_lock(files_dir):
+        state = _load_state(serving_path)
+    newest = state.get("newest_day")
+    if "catalog" not in state or newest is None:  # published by an older version: the next publish records both
+        return result
+    plans = {name: days for name, table in state["tables"].items()
+             if (days := days_to_compact(table["units"], date.fromisoformat(newest)))}
+    if not plans:
+        result.seconds = time.monotonic() - started
+        return result
+    publish_id = f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-compact-{uuid.uuid4().hex[:8]}"
+    written: dict[tuple[str, str], dict] = {}
+    conn = duckdb.connect(config={"memory_limit": memory_limit} if memory_limit else {})
+    try:
+        conn.execute("SET preserve_insertion_order = false")
+        for name, days in plans.items():
+            units = state["tables"][name]["units"]
+            directory = files_dir.joinpath(*name.split("."))
+            for day, hours in days.items():
+                path = directory / f"{day}.{publish_id}.parquet"
+                private_file(path, b"")
+                paths = ", ".join(_literal(units[h]["path"]) for h in hours)
+                rows = conn.execute(f"COPY (SELECT * FROM read_parquet([{paths}])) TO {_literal(str(path))} "
+                                    "(FORMAT parquet, COMPRESSION zstd)").fetchone()[0]
+                apply_serving_mode(path)
+                written[(name, day)] = {"path": str(path), "rows": rows, "bytes": path.stat().st_size,
+                                        "fingerprint": None, "replaces": {h: units[h]["path"] for h in hours}}
+    except BaseException:
+        for unit in written.values():
+            Path(unit["path"]).unlink(missing_ok=True)
+        raise
+    finally:
+        conn.close()
+    with _serving_lock(files_dir):
+        current = _load_state(serving_path)
+        swapped = False
+        for (name, day), unit in written.items():
+            table = current["tables"].get(name)
+            units = table["units"] if table else {}
+            now_hours = {u: units[u]["path"] for u in units if u.startswith(f"{day}T")}
+            if (table is None or table["columns"] != state["tables"][name]["columns"] or day in units
+                    or now_hours != unit["replaces"]):
+                Path(unit["path"]).unlink(missing_ok=True)  # a publish changed this day meanwhile
+                result.skipped += 1
+                continue
+            for hour in now_hours:
+                del units[hour]
+            units[day] = {k: v for k, v in unit.items() if k != "replaces"}
+            result.days.setdefault(name, []).append(day)
+            result.files_written += 1
+            result.bytes_written += unit["bytes"]
+            result.hour_files_replaced += len(now_hours)
+            swapped = True
+        if swapped:
+            _rewrite_catalog(serving_path, current)
+            _save_state(serving_path, current)
+            _collect_garbage(files_dir, current, retain_minutes() * 60)
     result.seconds = time.monotonic() - started
     return result
+
+
+def _rewrite_catalog(serving_path: Path, state: dict) -> None:
+    """The catalog of `state` written again from what the last publish recorded (no warehouse needed)."""
+    info = state["catalog"]
+    result = PublishResult(path=serving_path, tables=info["rows"], storage_version=info["storage_version"],
+                           published_at=datetime.fromisoformat(info["published_at"]))
+    macro = tuple(info["macro"]) if info["macro"] else None
+    conn = duckdb.connect()
+    try:
+        _write_catalog(conn, serving_path, state, result, macro, info["storage_version"],
+                       Path(info["source_warehouse"]))
+    finally:
+        conn.close()
 
 
 def _load_state(serving_path: Path) -> dict:
@@ -259,7 +393,8 @@ class _Publisher:
                 new_tables[name] = self._sync(name, source, self.state["tables"].get(name), [], False, None)
                 self.result.message_text_rows = sum(u["rows"] for u in new_tables[name]["units"].values())
                 self.macro = (list(macro[0]), macro[1])
-        return {"built_at": newest_built, "tables": new_tables}
+        return {"built_at": newest_built, "tables": new_tables,
+                "newest_day": newest_day.isoformat() if newest_day else None}
 
     def _exists(self, schema: str, table: str) -> bool:
         return self.conn.execute("SELECT count(*) FROM duckdb_tables() WHERE database_name = 'wh' "

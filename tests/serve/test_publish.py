@@ -15,8 +15,9 @@ import duckdb
 import pytest
 
 from pipeline.defs.serve.assets import marts_file
+from pipeline.defs.serve.compaction import compact_serving_files_job
 from pipeline.defs.transform.assets import MART_ASSET_KEYS, dbt_activity_marts
-from pipeline.serving.publish import STORAGE_VERSION, files_directory, publish, state_path
+from pipeline.serving.publish import STORAGE_VERSION, compact, files_directory, publish, state_path
 from tests.transform.marts_build import resources
 
 MARTS = sorted(k.path[-1] for k in MART_ASSET_KEYS)
@@ -96,16 +97,107 @@ def test_publish_writes_only_what_a_build_rewrote(built, tmp_path):
         for table in ("activity_overview", "claude_usage", "billing_monitoring"):
             assert bi.execute(f"SELECT * FROM {table} ORDER BY activity_id").fetchall() == \
                 wh.execute(f"SELECT * FROM marts.{table} ORDER BY activity_id").fetchall()
-    # a new day arrives: the previous newest day's hour files are compacted into one day file
+    # a new day arrives: the tick's publish leaves the previous day's hour files alone (no day copy in the tick) ...
     with duckdb.connect(str(warehouse)) as conn:
         conn.execute("INSERT INTO raw.activity_attestations SELECT * REPLACE ('2026-11-04 00:00+00'::TIMESTAMPTZ "
                      "AS window_start) FROM raw.activity_attestations WHERE record_count > 0 LIMIT 1")
     _record_build(warehouse, "2026-11-04 00:00+00", "2026-11-04 01:05+00")
-    compacted = publish(warehouse, serving, include_message_text=True)
-    assert compacted.copied["main.activity_overview"] == "1 files"
+    first_of_day = publish(warehouse, serving, include_message_text=True)
+    assert first_of_day.copied["main.activity_overview"] == "unchanged" and first_of_day.files_written == 0
+    state = json.loads(state_path(serving).read_text())
+    assert sorted(state["tables"]["main.activity_overview"]["units"]) == ["2026-11-02", "2026-11-03T00"]
+    # ... a late row of that closed day re-exports its hour, not the day ...
+    with duckdb.connect(str(warehouse)) as conn:
+        conn.execute("UPDATE marts.activity_overview SET outcome = 'late' WHERE created_at "
+                     "BETWEEN '2026-11-03 00:00+00' AND '2026-11-03 00:01+00'")
+    _record_build(warehouse, "2026-11-03 00:00+00", "2026-11-03 00:05+00")
+    late = publish(warehouse, serving, include_message_text=True)
+    assert late.copied["main.activity_overview"] == "1 files"
+    state = json.loads(state_path(serving).read_text())
+    assert sorted(state["tables"]["main.activity_overview"]["units"]) == ["2026-11-02", "2026-11-03T00"]
+    before = snapshot(serving)
+    catalog_before = serving.stat().st_ino
+    # ... and the compaction, in a run of its own (its job), swaps them for one day file: the views' rows are identical
+    run = compact_serving_files_job.execute_in_process(
+        run_config={"ops": {"compact_serving_day_files": {"config": {"serving_path": str(serving)}}}})
+    assert run.success
+    meta = next(e for e in run.all_events if e.event_type_value == "STEP_OUTPUT").event_specific_data.metadata
+    assert meta["days"].value == ["2026-11-03"] and meta["skipped"].value == 0
+    assert meta["hour_files_replaced"].value == meta["files_written"].value > 0  # that day held one hour file
     state = json.loads(state_path(serving).read_text())
     assert sorted(state["tables"]["main.activity_overview"]["units"]) == ["2026-11-02", "2026-11-03"]
+    assert serving.stat().st_ino != catalog_before, "a new catalog, renamed over the old one"
+    assert snapshot(serving) == before
     assert table_counts(serving) == table_counts(warehouse, "marts")
+    assert compact(serving).files_written == 0  # nothing left to compact
+    # a later publish over the compacted day exports the day whole again (it is one file now)
+    _record_build(warehouse, "2026-11-03 00:00+00", "2026-11-03 00:05+00")
+    assert publish(warehouse, serving, include_message_text=True).copied["main.activity_overview"] == "1 files"
+    state = json.loads(state_path(serving).read_text())
+    assert sorted(state["tables"]["main.activity_overview"]["units"]) == ["2026-11-02", "2026-11-03"]
+
+
+def snapshot(serving: Path) -> dict:
+    """Every row of every view of the catalog, its published_tables and macro (what a reader can see)."""
+    with duckdb.connect(str(serving), read_only=True) as bi:
+        views = [r[0] for r in bi.execute("SELECT schema_name || '.\"' || view_name || '\"' FROM duckdb_views() "
+                                          "WHERE NOT internal AND database_name = current_database()").fetchall()]
+        seen = {v: bi.execute(f"SELECT * FROM {v} ORDER BY ALL").fetchall() for v in sorted(views)}
+        seen["published"] = bi.execute("SELECT * EXCLUDE (file_count) FROM serving.published_tables "
+                                       "ORDER BY ALL").fetchall()
+        seen["macros"] = bi.execute("SELECT function_name, macro_definition FROM duckdb_functions() "
+                                    "WHERE function_type = 'table_macro' AND NOT internal").fetchall()
+    return seen
+
+
+def hour_files(serving: Path, table: str, day: str) -> dict:
+    units = json.loads(state_path(serving).read_text())["tables"][f"main.{table}"]["units"]
+    return {u: v["path"] for u, v in units.items() if u.startswith(f"{day}T")}
+
+
+def test_a_publish_during_a_compaction_wins(built, tmp_path, monkeypatch):
+    """A publish that re-exports an hour of the day being compacted, between the compaction's copy and its swap:
+    the day keeps the publish's hour files, the compaction's day file is dropped, the next compaction takes it."""
+    import shutil
+
+    import pipeline.serving.publish as publish_module
+
+    warehouse = tmp_path / "warehouse.duckdb"
+    shutil.copyfile(built.warehouse, warehouse)
+    serving = tmp_path / "marts.duckdb"
+    publish(warehouse, serving, include_message_text=False)
+    with duckdb.connect(str(warehouse)) as conn:  # a new day: 2026-11-03 closes, held as hour files
+        conn.execute("INSERT INTO raw.activity_attestations SELECT * REPLACE ('2026-11-04 00:00+00'::TIMESTAMPTZ "
+                     "AS window_start) FROM raw.activity_attestations WHERE record_count > 0 LIMIT 1")
+    _record_build(warehouse, "2026-11-04 00:00+00", "2026-11-04 00:05+00")
+    publish(warehouse, serving, include_message_text=False)
+    before = hour_files(serving, "activity_overview", "2026-11-03")
+    original_lock, locks = publish_module._serving_lock, []
+
+    def publish_first(files_dir):
+        locks.append(files_dir)
+        if len(locks) == 2:  # the compaction's swap: a publish of a late row in that day got the lock first
+            monkeypatch.setattr(publish_module, "_serving_lock", original_lock)
+            with duckdb.connect(str(warehouse)) as conn:
+                conn.execute("UPDATE marts.activity_overview SET outcome = 'late' WHERE created_at "
+                             "BETWEEN '2026-11-03 00:00+00' AND '2026-11-03 00:01+00'")
+            _record_build(warehouse, "2026-11-03 00:00+00", "2026-11-03 00:05+00")
+            publish(warehouse, serving, include_message_text=False)
+        return original_lock(files_dir)
+
+    monkeypatch.setattr(publish_module, "_serving_lock", publish_first)
+    raced = compact(serving)
+    assert len(locks) == 2 and raced.skipped >= 1 and "main.activity_overview" not in raced.days
+    after = hour_files(serving, "activity_overview", "2026-11-03")
+    assert set(after) == set(before) and after != before, "the publish's new hour file stays current"
+    assert not list((files_directory(serving) / "main" / "activity_overview").glob("*compact*")), \
+        "the compaction's day file is dropped"
+    assert table_counts(serving) == table_counts(warehouse, "marts")
+    assert compact(serving).days["main.activity_overview"] == ["2026-11-03"]
+    assert hour_files(serving, "activity_overview", "2026-11-03") == {}
+    with duckdb.connect(str(warehouse), read_only=True) as wh, duckdb.connect(str(serving), read_only=True) as bi:
+        assert bi.execute("SELECT * FROM activity_overview ORDER BY ALL").fetchall() == \
+            wh.execute("SELECT * FROM marts.activity_overview ORDER BY ALL").fetchall()
 
 
 def test_serve_asset_publishes_after_the_marts(built, tmp_path):
