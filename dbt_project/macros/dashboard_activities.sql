@@ -4,9 +4,10 @@
 
   The payload stays in stg_activities (int_activities does not copy it): only this mart's activities of the window
   are read from there (a semi-join first), so a chunk never holds every raw payload of its range in memory.
+  `materialized`: the plan the marts had with these CTEs inline (DuckDB materializes a top-level CTE read twice).
 -#}
 {% macro dashboard_activities(dashboard) -%}
-    with dashboard_activities as (
+    with dashboard_activities as materialized (
 
         select * from {{ ref('int_activities') }}
         where list_contains(dashboards, '{{ dashboard }}') {{ window_filter('created_at') }}
