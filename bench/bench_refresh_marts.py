@@ -17,11 +17,14 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("COMPLIANCE_PARTITIONS_START", "2026-10-01T00:00:00Z")
+os.environ.setdefault("COMPLIANCE_API_ALLOWED_HOSTS", "127.0.0.1")  # the simulator on loopback
 
 import dagster as dg  # noqa: E402
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG  # noqa: E402
 
 from bench.common import FULL_KEY, report  # noqa: E402
+
+os.environ.setdefault("ANTHROPIC_COMPLIANCE_ACCESS_KEY", FULL_KEY)  # the key is read from the environment only
 from simulator.process import SimulatorProcess  # noqa: E402
 
 VOLUME = int(os.environ.get("BENCH_REFRESH_VOLUME", "10560"))
@@ -56,7 +59,7 @@ def measure(sim_url: str, tmp: Path, storage_env: dict[str, str]) -> dict:
     from tests.support.postgres import instance_yaml
 
     warehouse = tmp / "warehouse.duckdb"
-    resources = {"compliance_api": ComplianceAPIResource(api_key=FULL_KEY, base_url=sim_url,
+    resources = {"compliance_api": ComplianceAPIResource(base_url=sim_url,
                                                          requests_per_minute=1_000_000),
                  "warehouse": WarehouseResource(path=str(warehouse)), "geoip": GeoIPResource(), "dbt": dbt_resource()}
     tags = {ASSET_PARTITION_RANGE_START_TAG: f"{FIRST}-00:00", ASSET_PARTITION_RANGE_END_TAG: f"{LAST}-23:55"}
@@ -91,8 +94,8 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             results["sqlite"] = measure(sim.base_url, Path(tmp), {})
         if postgres.available():
-            with postgres.postgres_server() as url, tempfile.TemporaryDirectory() as tmp:
-                results["postgres"] = measure(sim.base_url, Path(tmp), {"DAGSTER_PG_URL": url})
+            with postgres.postgres_server() as server, tempfile.TemporaryDirectory() as tmp:
+                results["postgres"] = measure(sim.base_url, Path(tmp), {"DAGSTER_PG_URL": server.database()})
     rows: list[tuple[str, object]] = [("activities per day (simulator volume), days", f"{VOLUME:,} x 3")]
     for storage, r in results.items():
         rows += [

@@ -26,9 +26,26 @@ def available() -> bool:
     return (PG_BIN / "pg_ctl").exists() or os.geteuid() == 0
 
 
+class PostgresServer:
+    """A running server of deploy/postgres.sh: `database(name)` creates one more database (owner `dagster`) on it
+    through the same script and returns its DAGSTER_PG_URL."""
+
+    def __init__(self, env: dict[str, str]):
+        self._env = env
+
+    def database(self, name: str = "dagster") -> str:
+        created = subprocess.run([str(SCRIPT)], env={**self._env, "COMPLIANCE_PG_DB": name}, capture_output=True,
+                                 text=True, timeout=600)
+        if created.returncode != 0:
+            raise RuntimeError(f"deploy/postgres.sh failed: {created.stderr[-2000:]}")
+        env = self._env
+        return (f"postgresql+psycopg2://dagster:{env['DAGSTER_PG_PASSWORD']}@127.0.0.1:{env['COMPLIANCE_PG_PORT']}"
+                f"/{name}")
+
+
 @contextmanager
-def postgres_server() -> Iterator[str]:
-    """Start a fresh server; yields the DAGSTER_PG_URL of its `dagster` database. Stopped and removed on exit."""
+def postgres_server() -> Iterator[PostgresServer]:
+    """Start a fresh server (its `dagster` database created). Stopped and removed on exit."""
     # Directly under the system temp folder: the server runs as the `postgres` user, which must reach the folder
     # (pytest's own temp folders are private to root).
     directory = Path(tempfile.mkdtemp(prefix="compliance-pg-"))
@@ -40,7 +57,7 @@ def postgres_server() -> Iterator[str]:
         shutil.rmtree(directory, ignore_errors=True)
         raise RuntimeError(f"deploy/postgres.sh failed: {started.stderr[-2000:]}")
     try:
-        yield f"postgresql+psycopg2://dagster:{password}@127.0.0.1:{port}/dagster"
+        yield PostgresServer(env)
     finally:
         subprocess.run([str(SCRIPT), "stop"], env=env, capture_output=True, timeout=120)
         shutil.rmtree(directory, ignore_errors=True)
