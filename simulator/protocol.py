@@ -126,6 +126,16 @@ def decode_token(token: str) -> dict | None:
     return obj if isinstance(obj, dict) else None
 
 
+def redeliver(page: list, record: Any, limit: int, at_end: bool) -> tuple[list, bool]:
+    """At-least-once delivery: `page` with the cursor's `record` again, at its end when the cursor record sits right
+    after the page in result order (a `before_id` page), else at its start. A full page gives up its far record to
+    make room: the second value is then True (there is more after it)."""
+    full = len(page) >= limit
+    if full:
+        page = page[1:] if at_end else page[:-1]
+    return (page + [record] if at_end else [record] + page), full
+
+
 def invalid_cursor(param: str, what: str, raw: str) -> ApiError:
     return bad_request(f"Invalid `{param}`. No {what} found for `{param}` \"{raw}\"")
 

@@ -179,18 +179,23 @@ class _CursorPageIterator:
                               page_number=number, body=resp.body, malformed=malformed)
         # Commit the traversal state only now that the page is whole.
         self._prev_keys = keys  # bounded memory: only the previous page is remembered
+        return self._commit(page, started, records=s.records + len(records), raw_records=s.raw_records + len(items),
+                            duplicates_dropped=s.duplicates_dropped + dropped, malformed=s.malformed + malformed)
+
+    def _commit(self, page: Page, started: datetime, **counts: int) -> Page:
+        """Record a page that arrived whole in the summary (with the parsed page's `counts`), move the cursor past it
+        (or end the traversal) and hand it over."""
+        s, has_more, last_id = self._summary, page.has_more, page.last_id
         self._summary = replace(
-            s, pages=number, records=s.records + len(records), raw_records=s.raw_records + len(items),
-            duplicates_dropped=s.duplicates_dropped + dropped, malformed=s.malformed + malformed,
-            first_cursor=first_id if number == 1 else s.first_cursor,
-            last_cursor=last_id if last_id is not None else s.last_cursor, final_request_id=resp.request_id,
-            started_at=s.started_at or started, finished_at=datetime.now(timezone.utc), complete=not has_more)
+            s, pages=page.page_number, first_cursor=page.first_id if page.page_number == 1 else s.first_cursor,
+            last_cursor=last_id if last_id is not None else s.last_cursor, final_request_id=page.request_id,
+            started_at=s.started_at or started, finished_at=datetime.now(timezone.utc), complete=not has_more,
+            **counts)
         if has_more:
             self.cursor = last_id
         else:
             self._done = True
         return page
-
 
     def _unparsed_page(self, resp: APIResponse, data: dict, cursor: str | None, has_more: bool, first_id: Any,
                        last_id: Any, started: datetime) -> Page:
@@ -198,20 +203,11 @@ class _CursorPageIterator:
         if data_json is None:  # an envelope of another layout was parsed anyway: hand its array over as bytes
             data_json = b"[" + b",".join(r.raw if isinstance(r, RejectedRecord) else orjson.dumps(r)
                                          for r in data["data"]) + b"]"
-        s = self._summary
-        number = s.pages + 1
+        number = self._summary.pages + 1
         page = self._page_cls(records=None, raw_count=None, duplicates_dropped=0, first_id=first_id, last_id=last_id,
                               has_more=has_more, request_id=resp.request_id, cursor=cursor, page_number=number,
                               body=resp.body, data_json=data_json)
-        self._summary = replace(
-            s, pages=number, first_cursor=first_id if number == 1 else s.first_cursor,
-            last_cursor=last_id if last_id is not None else s.last_cursor, final_request_id=resp.request_id,
-            started_at=s.started_at or started, finished_at=datetime.now(timezone.utc), complete=not has_more)
-        if has_more:
-            self.cursor = last_id
-        else:
-            self._done = True
-        return page
+        return self._commit(page, started)
 
 
 class ActivityPageIterator(_CursorPageIterator):

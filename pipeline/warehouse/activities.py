@@ -308,17 +308,15 @@ def _load_batch(conn, number: int, files: list[str], start, end, fetched_at, run
                 reason: 'VARCHAR', record_id: 'VARCHAR', raw_base64: 'VARCHAR', text: 'VARCHAR'}})
         """, {"batch": number})
     # Ids of this batch not to insert in bulk: already stored or delivered by an earlier batch, or repeated within
-    # this batch (at-least-once delivery, rare) or held by a wrong-typed record (rarer), whose first valid copy is
-    # inserted separately.
+    # this batch (at-least-once delivery, rare), whose first copy is inserted separately. (A record staged with a
+    # reason, e.g. wrong-typed, is left out of the bulk insert by `_staged_valid` itself.)
     conn.execute("""
         CREATE OR REPLACE TEMP TABLE batch_skip AS
-        SELECT id, (n > 1 OR wrong) AND NOT seen AS take_first
-        FROM (SELECT id, n, wrong, id IN (SELECT id FROM existing_ids
-                                          UNION ALL SELECT id FROM staged WHERE batch < $batch AND reason IS NULL) AS seen
-              FROM (SELECT id, count(*) FILTER (reason IS NULL) AS n, bool_or(reason IS NOT NULL) AS wrong
-                    FROM staged WHERE batch = $batch  -- the bulk insert checks the id's type itself
-                      AND (reason IS NULL OR reason LIKE 'wrong_type:%' AND reason <> 'wrong_type:id') GROUP BY id))
-        WHERE n > 1 OR seen OR wrong
+        SELECT id, n > 1 AND NOT seen AS take_first
+        FROM (SELECT id, n, id IN (SELECT id FROM existing_ids
+                                   UNION ALL SELECT id FROM staged WHERE batch < $batch AND reason IS NULL) AS seen
+              FROM (SELECT id, count(*) AS n FROM staged WHERE batch = $batch AND reason IS NULL GROUP BY id))
+        WHERE n > 1 OR seen
     """, {"batch": number})
     row_params = {**params, "fetched_at": fetched_at, "run_id": run_id}
     inserted = conn.execute(f"""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from simulator.protocol import Ctx, bad_request, decode_token, encode_token, invalid_cursor
+from simulator.protocol import Ctx, bad_request, decode_token, encode_token, invalid_cursor, redeliver
 from simulator.routes.directory import DirectoryRoutes
 
 RETIRED_TYPES = ("environment_archived", "environment_created", "environment_deleted", "environment_token_minted",
@@ -134,16 +134,8 @@ class ActivityRoutes:
             rec = self._find_record(cursor)
             if rec is not None:
                 ctx.repeated_applied = True
-                if before:  # the cursor record sits right after this page in result order
-                    if len(page) >= limit:
-                        more = True
-                        page = page[1:]
-                    page.append(rec)
-                else:
-                    if len(page) >= limit:
-                        more = True
-                        page = page[:-1]
-                    page.insert(0, rec)
+                page, full = redeliver(page, rec, limit, at_end=before)
+                more = more or full
 
         if page:
             first = b'"' + self._cursor_of(page[0]).encode() + b'"'

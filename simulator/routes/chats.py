@@ -7,7 +7,8 @@ from datetime import datetime, timezone
 from typing import Any
 
 from simulator.clock import dt_to_us, parse_rfc3339_us
-from simulator.protocol import Ctx, bad_request, decode_token, dump, encode_token, invalid_cursor, not_found, public
+from simulator.protocol import (Ctx, bad_request, decode_token, dump, encode_token, invalid_cursor, not_found,
+                                public, redeliver)
 from simulator.routes.directory import DirectoryRoutes
 
 PER_USER_UPDATED_AT_REJECTED_FROM = dt_to_us(datetime(2026, 9, 23, tzinfo=timezone.utc))
@@ -119,10 +120,8 @@ class ChatRoutes:
             i = bisect_left(keys, cursor)
             if i < len(keys) and keys[i] == cursor:
                 ctx.repeated_applied = True
-                if len(chunk) >= limit:
-                    more = True
-                    chunk = chunk[1:] if rep_at_end else chunk[:-1]
-                chunk = chunk + [rows[i]] if rep_at_end else [rows[i]] + chunk
+                chunk, full = redeliver(chunk, rows[i], limit, at_end=rep_at_end)
+                more = more or full
 
         def cur(k):
             return encode_token({"o": "chat", "k": order_by, "t": k[0], "id": k[1]})
@@ -199,10 +198,8 @@ class ChatRoutes:
             i = pos_at_or_after(cursor)
             if i < n and keys[i] == cursor:
                 ctx.repeated_applied = True
-                if len(chunk) >= lim:
-                    more = True
-                    chunk = chunk[1:] if rep_at_end else chunk[:-1]
-                chunk = chunk + [rows[i]] if rep_at_end else [rows[i]] + chunk
+                chunk, full = redeliver(chunk, rows[i], lim, at_end=rep_at_end)
+                more = more or full
 
         def cur(k):
             return encode_token({"k": "message", "chat": chat_id, "t": k[0], "id": k[1]})
