@@ -93,6 +93,18 @@ def test_marts_run_follows_ui_backfills_but_not_other_asset_runs():
     assert marts_request_for(marts) is None
 
 
+def test_marts_run_follows_a_rebuild_of_the_seeds_and_views():
+    """An edited embargo list or catalog, reloaded: automation rebuilds the seed (its code version changed), and a
+    marts run follows at once to rewrite the affected rows (no window tags: no ingestion window triggered it)."""
+    from pipeline.defs.transform.assets import dbt_reference
+
+    embargo = next(k for k in dbt_reference.keys if k.path[-1] == "embargoed_regions")
+    automation = dg.DagsterRun(job_name="__ASSET_JOB", run_id="s1", asset_selection={embargo}, tags={})
+    request = marts_request_for(automation)
+    assert request.run_key == "marts-after-s1" and FIRST_WINDOW_TAG not in request.tags
+    assert marts_request_for(dg.DagsterRun(job_name="refresh_dbt_reference", run_id="s2", tags={})) is not None
+
+
 def test_dbt_assets_are_unpartitioned_and_run_in_pool_duckdb():
     assert dbt_activity_marts.partitions_def is None
     assert dbt_activity_marts.op.pool == dbt_reference.op.pool == "duckdb"

@@ -1,6 +1,8 @@
 """When the marts are rebuilt: right after each successful ingestion of activity windows, whichever way it was launched
 (the run rebuilds whatever windows changed since the last build, so one queued marts run serves any number of
-ingestion runs), plus the jobs to launch by hand (full refresh: materialize with config `full_refresh: true`)."""
+ingestion runs), and right after the seeds and views were rebuilt (an edited embargo list or activity catalog: the
+marts run rewrites the rows whose reference changed, docs/reference-changes.md), plus the jobs to launch by hand
+(full refresh: materialize with config `full_refresh: true`)."""
 
 import dagster as dg
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG, PARTITION_NAME_TAG
@@ -35,11 +37,19 @@ def ingested_activities(run: dg.DagsterRun) -> bool:
     return run.job_name == ingest_activities_job.name or raw_activities.key in (run.asset_selection or ())
 
 
+def rebuilt_reference(run: dg.DagsterRun) -> bool:
+    """Runs that built seeds or views the marts join: the automation after a seed's or view's code changed (a user
+    edited the embargo list or the catalog and reloaded), the refresh_dbt_reference job, a UI materialization."""
+    return run.job_name == reference_job.name or bool(set(run.asset_selection or ()) & set(dbt_reference.keys))
+
+
 def marts_request_for(run: dg.DagsterRun) -> dg.RunRequest | None:
-    """A marts run after an ingestion run (pure: unit-tested). The marts job is unpartitioned: it rebuilds every
-    window changed since its last build; the tags only say which ingestion triggered it (for people and the demo)."""
+    """A marts run after an ingestion run or a reference run (pure: unit-tested). The marts job is unpartitioned: it
+    rebuilds every window changed since its last build and the rows of changed reference keys; the tags only say
+    which run triggered it and, after an ingestion, its windows (for people and the demo)."""
     if not ingested_activities(run):
-        return None
+        return dg.RunRequest(run_key=f"marts-after-{run.run_id}", tags={AFTER_RUN_TAG: run.run_id}) \
+            if rebuilt_reference(run) else None
     tags = run.tags
     windows = ((tags[ASSET_PARTITION_RANGE_START_TAG], tags[ASSET_PARTITION_RANGE_END_TAG])
                if ASSET_PARTITION_RANGE_START_TAG in tags and ASSET_PARTITION_RANGE_END_TAG in tags
@@ -55,13 +65,17 @@ def marts_request_for(run: dg.DagsterRun) -> dg.RunRequest | None:
     request_job=refresh_marts_job,  # every job of the code location is watched: backfills run as __ASSET_JOB
     default_status=dg.DefaultSensorStatus.RUNNING,
     minimum_interval_seconds=15,
-    description="After each successful ingestion of activity windows: rebuild the changed windows of the marts "
-                "(not when a marts run is already queued: it will pick these windows up).",
+    description="After each successful ingestion of activity windows: rebuild the changed windows of the marts; "
+                "after each build of the seeds and views (an edited embargo list or catalog): rewrite the rows "
+                "whose reference changed (not when a marts run is already queued: it will pick these up).",
 )
 def marts_after_ingestion(context: dg.RunStatusSensorContext):
     request = marts_request_for(context.dagster_run)
     if request is None:
-        return dg.SkipReason(f"run {context.dagster_run.run_id} loaded no activity window")
+        return dg.SkipReason(f"run {context.dagster_run.run_id} loaded no activity window and built no reference")
+    if FIRST_WINDOW_TAG not in request.tags and not context.instance.get_run_records(
+            dg.RunsFilter(job_name=refresh_marts_job.name, statuses=[dg.DagsterRunStatus.SUCCESS]), limit=1):
+        return dg.SkipReason("reference built before any marts run: the first marts run builds with it anyway")
     queued = context.instance.get_run_records(dg.RunsFilter(
         job_name=refresh_marts_job.name, statuses=[dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED]),
         limit=1)
