@@ -90,7 +90,9 @@ ORDER BY deleted_at DESC, chat_id;
 
 -- name: message_search
 -- Privacy gated: message text only through search_messages(term), which refuses empty and wildcard terms.
+-- Deleted chats are left out like everywhere else (search_messages(term) itself still finds them).
 SELECT s.chat_id, s.message_id, s.block_type, s.text
 FROM search_messages($term) AS s
+WHERE NOT EXISTS (SELECT 1 FROM chats AS c WHERE c.chat_id = s.chat_id AND c.is_chat_deleted)
 ORDER BY s.chat_id, s.message_id, s.block_index
 LIMIT 500;

@@ -46,6 +46,7 @@ class MartsBuild:
     incremental_vars: dict = field(default_factory=dict)
     extra_ids: list[str] = field(default_factory=list)
     hard_deleted_chat: str = ""
+    soft_deleted_chat: str = ""
 
 
 def resources(base_url: str, warehouse: Path) -> dict:
@@ -125,6 +126,21 @@ def delete_one_chat(base_url: str, warehouse: Path) -> str:
     return chat_id
 
 
+def soft_delete_one_chat(warehouse: Path) -> str:
+    """Store one built chat as the chats ingestion stores a chat the API now reports with `deleted_at` (its row
+    fetched again, same messages). The simulator soft-deletes ~3% of chats, but only up to days after their last
+    message, so a closed one-day dataset has none. Done after the full build: the incremental marts run must
+    carry the deletion onto the chat's already built rows."""
+    with duckdb.connect(str(warehouse)) as conn:
+        chat_id = conn.execute("SELECT c.id FROM raw.chats c WHERE c.deleted_at IS NULL AND c.hard_deleted_at IS NULL "
+                               "AND EXISTS (SELECT 1 FROM raw.chat_messages m WHERE m.chat_id = c.id) "
+                               "ORDER BY c.id DESC LIMIT 1").fetchone()[0]
+        conn.execute("""UPDATE raw.chats SET deleted_at = updated_at + INTERVAL 10 MINUTE,
+                                             updated_at = updated_at + INTERVAL 10 MINUTE, fetched_at = now()
+                        WHERE id = ?""", [chat_id])
+    return chat_id
+
+
 def _invocations(warehouse: Path) -> list[str]:
     with duckdb.connect(str(warehouse), read_only=True) as conn:
         return [r[0] for r in conn.execute(
@@ -161,6 +177,7 @@ def build(directory: Path) -> MartsBuild:
     result = MartsBuild(warehouse=warehouse, serving=serving, base_url=sim.base_url,
                         hard_deleted_chat=result_deleted)
     result.full_invocation = _invocations(warehouse)[0]
+    result.soft_deleted_chat = soft_delete_one_chat(warehouse)
 
     result.extra_ids = load_extra_window(warehouse)
     incremental = dg.materialize([dbt_activity_marts, marts_file], resources=res, run_config=serve_config)

@@ -100,6 +100,50 @@ def test_deleted_chats_are_flagged_left_out_of_panels_and_listed_in_deletions(wh
     assert deleted in listed and listed[deleted][4] == "hard" and listed[deleted][5] is not None
 
 
+def test_every_chat_panel_leaves_deleted_chats_out_and_one_lists_them(wh, built):
+    """Each panel of the Chats dashboard answers the same with and without the deleted chats' rows and text (they are
+    left out by default: none can count them), except deleted_chats, which lists every one, soft and hard. The
+    message search is checked with a word of a deleted chat's text."""
+    deleted = dict(wh.execute("SELECT chat_id, any_value(chat_deletion_kind) FROM marts.chats WHERE is_chat_deleted "
+                              "GROUP BY 1").fetchall())
+    assert deleted == {built.hard_deleted_chat: "hard", built.soft_deleted_chat: "soft"}, deleted
+    # the soft delete came after the chat's rows were built: the incremental run rewrote every one of them
+    assert wh.execute("SELECT bool_and(is_chat_deleted AND chat_deletion_at IS NOT NULL), count(*) FROM marts.chats "
+                      "WHERE chat_id = ?", [built.soft_deleted_chat]).fetchone()[0]
+    deleted_text = wh.execute("SELECT text FROM restricted.chat_message_text WHERE block_type = 'text' "
+                              "AND list_contains(?, chat_id) ORDER BY length(text) DESC LIMIT 1",
+                              [list(deleted)]).fetchone()[0]
+    term = max(deleted_text.split(), key=len)
+    params, definition = wh.execute("SELECT parameters, macro_definition FROM duckdb_functions() "
+                                    "WHERE function_name = 'search_messages' AND function_type = 'table_macro'"
+                                    ).fetchone()
+
+    def chats_copy(with_deleted: bool) -> duckdb.DuckDBPyConnection:
+        conn = duckdb.connect()
+        conn.execute(f"ATTACH '{built.warehouse}' AS w (READ_ONLY)")
+        conn.execute("CREATE TABLE chats AS SELECT * FROM w.marts.chats WHERE ? OR NOT is_chat_deleted",
+                     [with_deleted])
+        conn.execute("CREATE SCHEMA restricted")
+        conn.execute("CREATE TABLE restricted.chat_message_text AS SELECT * FROM w.restricted.chat_message_text "
+                     "WHERE ? OR NOT list_contains(?, chat_id)", [with_deleted, list(deleted)])
+        conn.execute(f"CREATE MACRO search_messages({', '.join(params)}) AS TABLE {definition}")
+        conn.execute("DETACH w")
+        return conn
+
+    everything, live = chats_copy(True), chats_copy(False)
+    assert everything.execute("SELECT count(*) FROM search_messages(?) WHERE list_contains(?, chat_id)",
+                              [term, list(deleted)]).fetchone()[0] > 0
+    panels = sorted(load_panels()["chats"])
+    for panel in panels:
+        full, without = (sorted(map(repr, run_panel(c, "chats", panel, {"term": term}, schema="main")))
+                         for c in (everything, live))
+        if panel == "deleted_chats":
+            assert {r[0]: r[4] for r in run_panel(everything, "chats", panel)} == deleted and without == []
+        else:
+            assert full == without, panel
+    assert len(panels) == 13
+
+
 # ------------------------------------------------------------------------------------------------ 4. identity
 
 
