@@ -68,6 +68,19 @@ def test_outcome_follows_what_happened_for_every_type_family(wh, built):
     assert {"success", "failure"} <= families["decision"] and {"success", "failure"} <= families["http"]
 
 
+def test_every_catalog_type_has_an_outcome_and_every_derived_one_is_read_from_its_record():
+    """The catalog seed is where the outcome lives: each of the 514 types has one; `derived` names the types whose
+    record says it, and exactly those have a branch in the macro that reads the record."""
+    import re
+
+    rows = list(csv.DictReader(open(PROJECT_ROOT / "dbt_project" / "seeds" / "activity_catalog.csv")))
+    assert len(rows) == 514 and {r["outcome"] for r in rows} == {"success", "failure", "unknown", "derived"}
+    macro = (PROJECT_ROOT / "dbt_project" / "macros" / "activity_logic.sql").read_text()
+    body = macro[macro.index("macro activity_outcome"):macro.index("endmacro", macro.index("macro activity_outcome"))]
+    assert set(re.findall(r"\{\{ event_type \}\} = '(\w+)'", body)) == \
+        {r["event_type"] for r in rows if r["outcome"] == "derived"}
+
+
 def test_the_issue_s_seven_types_are_no_longer_successes(wh):
     got = dict(wh.execute("""SELECT event_type, list(DISTINCT outcome ORDER BY outcome) FROM marts.activity_overview
                              WHERE event_type IN ('org_creation_blocked', 'sso_login_initiated',
