@@ -73,3 +73,25 @@
     select 1 as no_reference_columns
     {%- endif -%}
 {%- endmacro %}
+
+{#- claude_usage shows a chat's model from the chats data (by chat id), which the chats ingestion may store or
+    re-fetch after the chat's events were built. Post-hook of claude_usage: the rows of the chats changed since it
+    last applied them take the chat's model (what a rebuild gives: the chat's model wins over the event's), then the
+    newest chat change is recorded as applied. Cost: the chats changed since the last run, not history. -#}
+{% macro apply_chat_model_changes() -%}
+    {%- set key = this.name ~ ':chat_model' -%}
+    {%- if is_incremental() -%}
+    update {{ this }} as usage
+    set model = changed_chats.model, dbt_invocation_id = '{{ invocation_id }}'
+    from (
+        select chat_id, model
+        from {{ ref('stg_chats') }}
+        where model is not null and chat_changed_at > coalesce(
+            (select max(applied_through) from intermediate.reference_applied where model = '{{ key }}'),
+            '-infinity'::timestamptz)
+    ) as changed_chats
+    where usage.chat_id = changed_chats.chat_id and usage.model is distinct from changed_chats.model;
+    {% endif -%}
+    insert or replace into intermediate.reference_applied
+    select '{{ key }}', max(chat_changed_at), '{{ invocation_id }}', now() from {{ ref('stg_chats') }}
+{%- endmacro %}

@@ -113,6 +113,10 @@ def changed(built, tmp_path_factory):
         # the most frequent type the catalog does not know gets a catalog row: Claude Usage, a failure
         new_type = conn.execute("""SELECT event_type FROM marts.activity_overview WHERE NOT is_known_type
                                    GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1""").fetchone()[0]
+        # the chats ingestion fetched again a chat whose events are built, with another model
+        chat_id = conn.execute("""SELECT chat_id FROM marts.claude_usage WHERE chat_id IN (SELECT id FROM raw.chats)
+                                  GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1""").fetchone()[0]
+        conn.execute("UPDATE raw.chats SET model = 'claude-test-model-9', fetched_at = now() WHERE id = ?", [chat_id])
         before = {m: dict(conn.execute(f"SELECT activity_id, dbt_invocation_id FROM marts.{m}").fetchall())
                   for m in ACTIVITY_MARTS}
     seed = project / "seeds" / "embargoed_regions.csv"
@@ -122,7 +126,7 @@ def changed(built, tmp_path_factory):
     _dbt(project, warehouse, "build", "--select", "embargoed_regions", "activity_catalog", "tag:partitioned",
          "--exclude", "test_type:unit", "--vars", json.dumps(NEXT_WINDOW))
     return {"warehouse": warehouse, "seed": seed, "country": country, "moved_ip": moved_ip, "moved_ips": moved_ips,
-            "before": before, "new_type": new_type, "looked_up_again": len(geo_after)}
+            "before": before, "new_type": new_type, "looked_up_again": len(geo_after), "chat_id": chat_id}
 
 
 @pytest.fixture(scope="module")
@@ -161,6 +165,14 @@ def test_the_marts_follow_the_extended_catalog(wh, changed):
     assert rows > 0 and usage == rows
 
 
+def test_claude_usage_follows_a_chat_s_new_model(wh, changed):
+    got = wh.execute("SELECT list(DISTINCT model), count(*) FROM marts.claude_usage WHERE chat_id = ?",
+                     [changed["chat_id"]]).fetchone()
+    assert got[0] == ["claude-test-model-9"] and got[1] > 0
+    assert wh.execute("SELECT list(DISTINCT model) FROM marts.chats WHERE chat_id = ?",
+                      [changed["chat_id"]]).fetchone()[0] == ["claude-test-model-9"]
+
+
 def test_only_the_affected_rows_are_rewritten(wh, changed):
     country, ips, new_type = changed["country"], changed["moved_ips"], changed["new_type"]
     for mart in ACTIVITY_MARTS:
@@ -173,6 +185,9 @@ def test_only_the_affected_rows_are_rewritten(wh, changed):
         affected = {r[0] for r in wh.execute(
             f"SELECT activity_id FROM marts.{mart} WHERE geo_country_iso = ? OR list_contains(?, ip_address) "
             "OR event_type = ?", [country, ips, new_type]).fetchall()}
+        if mart == "claude_usage":
+            affected |= {r[0] for r in wh.execute("SELECT activity_id FROM marts.claude_usage WHERE chat_id = ?",
+                                                  [changed["chat_id"]]).fetchall()}
         assert rewritten == affected, (mart, len(rewritten), len(affected))
         if mart == "activity_overview":
             assert 0 < len(affected) < len(after) / 4

@@ -1,4 +1,6 @@
 -- Claude Usage (dashboards.md #6): chats, snapshots, commands, Claude Code, remote agents, cowork, platform agents.
+-- A chat's model follows the chats data also after the window is built (post-hook, macros/reference_changes.sql).
+{{ config(post_hook="{{ apply_chat_model_changes() }}") }}
 
 -- Not the dashboard_activities macro: the mart of the most events keeps the flat three-way join (activities,
 -- payloads, chats) the optimizer plans as one; nested in the macro's CTE it ran out of the dbt memory limit in 3
