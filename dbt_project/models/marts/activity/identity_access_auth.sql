@@ -75,13 +75,13 @@ final as (
             when typed.event_type like '%key\_%' escape '\' then 'api_keys'
             else 'sign_in'
         end as auth_area,
+        -- the events that end a sign-in, with their outcome (the catalog seed's, like every outcome)
         case
             when typed.event_type in (
                 'sso_login_succeeded', 'magic_link_login_succeeded', 'social_login_succeeded',
-                'step_up_authentication_succeeded', 'phone_code_verified'
-            ) then 'success'
-            when typed.event_type in ('sso_login_failed', 'magic_link_login_failed', 'step_up_authentication_failed')
-                then 'failure'
+                'step_up_authentication_succeeded', 'phone_code_verified',
+                'sso_login_failed', 'magic_link_login_failed', 'step_up_authentication_failed'
+            ) then typed.outcome
         end as login_result,
         {{ field('auth_method', 'typed') }} as auth_method,
         {{ field('mfa_method', 'typed') }} as mfa_method,
