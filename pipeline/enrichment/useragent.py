@@ -238,3 +238,21 @@ def parse_user_agent(ua: str | None) -> UserAgentInfo:
 
 def parse_many(uas: Iterable[str | None]) -> list[UserAgentInfo]:
     return [parse_user_agent(ua) for ua in uas]
+
+
+@cache
+def parser_identity() -> str:
+    """Which parser answers: this module's rules and the installed ua-parser with its regexes. The ingestion parses
+    again, once, every stored user agent parsed by another one (pipeline/warehouse/activities.py, `Enricher`)."""
+    import hashlib
+    from importlib.metadata import PackageNotFoundError, version
+    from pathlib import Path
+
+    def installed(name: str) -> str:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return "-"
+
+    rules = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:12]
+    return f"rules-{rules}+ua-parser-{installed('ua-parser')}+{installed('ua-parser-builtins')}"

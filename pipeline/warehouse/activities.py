@@ -449,9 +449,14 @@ def _attest(conn, start, end, fetched_at, run_id, t: TraversalStats) -> None:
 class Enricher:
     """Adds geolocation and parsed user agents for values not yet in the enrichment dimensions."""
 
-    def __init__(self, geo_lookup, parse_user_agent):
+    def __init__(self, geo_lookup, parse_user_agent, ua_parser: str | None = None):
         self.geo = geo_lookup
         self.parse_user_agent = parse_user_agent
+        if ua_parser is None:
+            from pipeline.enrichment.useragent import parser_identity
+
+            ua_parser = parser_identity()
+        self.ua_parser = ua_parser
         info = geo_lookup.database_info()
         self.geo_database = f"{Path(str(info.get('path'))).name}@{info.get('build_epoch')}"
 
@@ -480,13 +485,24 @@ class Enricher:
             WHERE user_agent IS NOT NULL
               AND NOT EXISTS (SELECT 1 FROM enrichment.user_agents u WHERE u.user_agent = s.user_agent)
         """).fetchall()]
+        # user agents parsed by another parser (rules or ua-parser upgraded): parsed again once and replaced, like IPs
+        outdated = [r[0] for r in conn.execute("""
+            SELECT user_agent FROM enrichment.user_agents GROUP BY user_agent
+            HAVING arg_max(ua_parser, enriched_at) IS DISTINCT FROM $parser
+        """, {"parser": self.ua_parser}).fetchall()]
+        if outdated:
+            conn.execute("DELETE FROM enrichment.user_agents WHERE user_agent IN (SELECT unnest($uas))",
+                         {"uas": outdated})
+        new_uas = len(uas)
+        uas += outdated
         if uas:
             rows = []
             for ua in uas:
                 info = self.parse_user_agent(ua)
-                rows.append({"user_agent": ua, **{c: getattr(info, c) for c in UA_COLUMNS[1:]}})
+                rows.append({"user_agent": ua, **{c: getattr(info, c) for c in UA_COLUMNS[1:]},
+                             "ua_parser": self.ua_parser})
             _insert_rows(conn, "user_agents", rows, now)
-        return new_ips, len(uas)
+        return new_ips, new_uas
 
 
 def _insert_rows(conn: duckdb.DuckDBPyConnection, table: str, rows: list[dict], now: datetime) -> None:

@@ -107,6 +107,8 @@ CREATE TABLE IF NOT EXISTS enrichment.user_agents (
     is_automated     BOOLEAN,
     enriched_at      TIMESTAMPTZ NOT NULL
 );
+-- which parser answered (useragent.parser_identity): a stored parse made by another one is redone once
+ALTER TABLE enrichment.user_agents ADD COLUMN IF NOT EXISTS ua_parser VARCHAR;
 """
 
 GEO_COLUMNS = ["ip", "ip_version", "is_valid", "is_private", "is_reserved", "found", "country_iso", "country_name",

@@ -1,12 +1,13 @@
 """Reference changes reach history (issue #16): an edit of the embargo seed, a catalog row for a type the catalog did
-not know, and another GeoIP database (GEOIP_CITY_DB pointing at a newer .mmdb file in which one network moved)
-propagate to the marts on the next ordinary partitioned dbt run, only the affected rows are rewritten, the change is
-recorded, and marts and monitors agree.
+not know, another GeoIP database (GEOIP_CITY_DB pointing at a newer .mmdb file in which one network moved), another
+user-agent parser and a chat fetched again with another model propagate to the marts on the next ordinary
+partitioned dbt run, only the affected rows are rewritten, the change is recorded, and marts and monitors agree.
 
 The newer database is a real .mmdb file: a copy of the bundled GeoLite2-City whose search tree sends one network to
 another country's record; the ingestion's own Enricher looks every stored IP up again in it (its identity differs from
-the one the IPs were stored with). Then one real `dbt build` (seed + partitioned models, a later empty window) on a
-private copy of the shared warehouse, with a copy of the dbt project whose embargo and catalog seeds are edited."""
+the one the IPs were stored with) and parses again the user agent an "older parser" stored. Then one real `dbt build`
+(seed + partitioned models, a later empty window) on a private copy of the shared warehouse, with a copy of the dbt
+project whose embargo and catalog seeds are edited."""
 
 from __future__ import annotations
 
@@ -89,6 +90,16 @@ def changed(built, tmp_path_factory):
     project = directory / "dbt_project"
     shutil.copytree(PROJECT_ROOT / "dbt_project", project, ignore=shutil.ignore_patterns("target", "logs"))
     with duckdb.connect(str(warehouse)) as conn:
+        # the marts were built while an older user-agent parser was current, which parsed one user agent otherwise
+        user_agent = conn.execute("""SELECT user_agent FROM marts.activity_overview WHERE user_agent IS NOT NULL
+                                     GROUP BY 1 HAVING count(*) >= 3 ORDER BY count(*), 1 LIMIT 1""").fetchone()[0]
+        conn.execute("UPDATE enrichment.user_agents SET browser_family = 'Older parse', ua_parser = 'rules-older' "
+                     "WHERE user_agent = ?", [user_agent])
+    _dbt(project, warehouse, "build", "--select", "tag:partitioned", "--exclude", "test_type:unit",
+         "--vars", json.dumps(NEXT_WINDOW))
+    with duckdb.connect(str(warehouse)) as conn:
+        assert conn.execute("SELECT DISTINCT ua_browser_family FROM marts.activity_overview WHERE user_agent = ?",
+                            [user_agent]).fetchall() == [("Older parse",)]
         # a public country with a few events that is not embargoed becomes embargoed
         country = conn.execute("""
             SELECT geo_country_iso FROM marts.activity_overview
@@ -96,6 +107,7 @@ def changed(built, tmp_path_factory):
             GROUP BY 1 HAVING count(*) >= 5 ORDER BY count(*), 1 LIMIT 1""").fetchone()[0]
         # GEOIP_CITY_DB now points at a newer database in which the network of one IP of yet another country
         # geolocates to North Korea: the ingestion's enrichment (which runs with every load) looks every IP up again
+        # (and parses again the user agent stored by the older parser)
         moved_ip = conn.execute("""
             SELECT ip_address FROM marts.activity_overview
             WHERE geo_country_iso NOT IN (?, 'KP') AND NOT is_embargoed AND NOT ip_is_private
@@ -126,7 +138,8 @@ def changed(built, tmp_path_factory):
     _dbt(project, warehouse, "build", "--select", "embargoed_regions", "activity_catalog", "tag:partitioned",
          "--exclude", "test_type:unit", "--vars", json.dumps(NEXT_WINDOW))
     return {"warehouse": warehouse, "seed": seed, "country": country, "moved_ip": moved_ip, "moved_ips": moved_ips,
-            "before": before, "new_type": new_type, "looked_up_again": len(geo_after), "chat_id": chat_id}
+            "before": before, "new_type": new_type, "looked_up_again": len(geo_after), "chat_id": chat_id,
+            "user_agent": user_agent}
 
 
 @pytest.fixture(scope="module")
@@ -165,6 +178,15 @@ def test_the_marts_follow_the_extended_catalog(wh, changed):
     assert rows > 0 and usage == rows
 
 
+def test_the_marts_follow_the_new_user_agent_parse(wh, changed):
+    parsed = wh.execute("SELECT browser_family, ua_parser FROM enrichment.user_agents WHERE user_agent = ?",
+                        [changed["user_agent"]]).fetchall()
+    assert len(parsed) == 1 and parsed[0][0] != "Older parse" and parsed[0][1] != "rules-older"
+    for mart in ("activity_overview", "user_agent_analysis"):
+        assert wh.execute(f"SELECT list(DISTINCT coalesce(ua_browser_family, '-')) FROM marts.{mart} "
+                          "WHERE user_agent = ?", [changed["user_agent"]]).fetchone()[0] == [parsed[0][0] or "-"]
+
+
 def test_claude_usage_follows_a_chat_s_new_model(wh, changed):
     got = wh.execute("SELECT list(DISTINCT model), count(*) FROM marts.claude_usage WHERE chat_id = ?",
                      [changed["chat_id"]]).fetchone()
@@ -184,7 +206,7 @@ def test_only_the_affected_rows_are_rewritten(wh, changed):
         rewritten = {a for a in after if after[a] != before.get(a)}
         affected = {r[0] for r in wh.execute(
             f"SELECT activity_id FROM marts.{mart} WHERE geo_country_iso = ? OR list_contains(?, ip_address) "
-            "OR event_type = ?", [country, ips, new_type]).fetchall()}
+            "OR event_type = ? OR user_agent = ?", [country, ips, new_type, changed["user_agent"]]).fetchall()}
         if mart == "claude_usage":
             affected |= {r[0] for r in wh.execute("SELECT activity_id FROM marts.claude_usage WHERE chat_id = ?",
                                                   [changed["chat_id"]]).fetchall()}
@@ -200,7 +222,8 @@ def test_the_change_is_recorded(wh, changed):
         ORDER BY 1, 2""").fetchall()
     assert [(r[0], r[1], r[2]) for r in recorded] == sorted(
         [("activity_catalog", changed["new_type"], "changed"), ("embargoed_regions", changed["country"], "added"),
-         *[("ip_geolocation", ip, "changed") for ip in changed["moved_ips"]]])
+         *[("ip_geolocation", ip, "changed") for ip in changed["moved_ips"]],
+         ("user_agents", changed["user_agent"], "changed")])
     applied = dict(wh.execute("SELECT model, applied_through FROM intermediate.reference_applied").fetchall())
     assert {"int_activities", *ACTIVITY_MARTS} <= set(applied)
     assert all(applied[m] == recorded[0][3] for m in ("int_activities", *ACTIVITY_MARTS))

@@ -211,3 +211,25 @@ def test_ips_geolocated_with_another_database_are_looked_up_again_once(conn, tmp
     before = snapshot(conn)["enrichment.ip_geolocation"]
     load(conn, tmp_path, [[activity(i, i) for i in range(40, 50)]], run_id="run-3", enricher=enricher)
     assert snapshot(conn)["enrichment.ip_geolocation"] == before
+
+
+def test_user_agents_parsed_by_another_parser_are_parsed_again_once(conn, tmp_path):
+    """The parser changed (its rules or ua-parser upgraded): the next load replaces the stored parse of every user
+    agent (one row each), and the load after that parses nothing again."""
+    from pipeline.enrichment.geo import GeoIPLookup
+    from pipeline.enrichment.useragent import parse_user_agent
+    from pipeline.warehouse.activities import Enricher
+
+    enricher = Enricher(GeoIPLookup(None), parse_user_agent)
+    load(conn, tmp_path, [[activity(i, i) for i in range(10)]], enricher=enricher)
+    stored = "SELECT user_agent, browser_family, client_category, ua_parser FROM enrichment.user_agents"
+    real = conn.execute(stored).fetchall()
+    assert real and all(r[3] == enricher.ua_parser for r in real)
+    # as stored by an older parser
+    conn.execute("UPDATE enrichment.user_agents SET browser_family = 'Old', client_category = 'old', "
+                 "ua_parser = 'rules-older'")
+    load(conn, tmp_path, [[activity(i, i) for i in range(20, 30)]], run_id="run-2", enricher=enricher)
+    assert conn.execute(stored).fetchall() == real
+    before = snapshot(conn)["enrichment.user_agents"]
+    load(conn, tmp_path, [[activity(i, i) for i in range(40, 50)]], run_id="run-3", enricher=enricher)
+    assert snapshot(conn)["enrichment.user_agents"] == before
