@@ -1,6 +1,8 @@
 -- name: chat_events_trend
-SELECT created_hour, event_type, count(*) AS events
-FROM claude_usage
+-- The count panels read claude_usage_5min (claude_usage summed by 5-minute window and their columns): the same
+-- figures under every filter the dashboard offers.
+SELECT created_hour, event_type, sum(events)::BIGINT AS events
+FROM claude_usage_5min
 WHERE usage_area = 'chat'
 GROUP BY ALL
 ORDER BY created_hour, events DESC;
@@ -12,8 +14,8 @@ WHERE usage_area = 'chat_snapshot'
 ORDER BY created_at DESC;
 
 -- name: claude_code_activity_trend
-SELECT created_hour, usage_area, count(*) AS events
-FROM claude_usage
+SELECT created_hour, usage_area, sum(events)::BIGINT AS events
+FROM claude_usage_5min
 WHERE usage_area IN ('claude_code', 'remote_agent', 'cowork', 'platform_agent')
 GROUP BY ALL
 ORDER BY created_hour, usage_area;
@@ -53,23 +55,23 @@ GROUP BY ALL
 ORDER BY events DESC;
 
 -- name: claude_code_trigger_modes
-SELECT trigger_mode, count(*) AS events
-FROM claude_usage
+SELECT trigger_mode, sum(events)::BIGINT AS events
+FROM claude_usage_5min
 WHERE trigger_mode IS NOT NULL
 GROUP BY ALL
 ORDER BY events DESC;
 
 -- name: claude_code_top_repositories
-SELECT repository, count(*) AS events
-FROM claude_usage
+SELECT repository, sum(events)::BIGINT AS events
+FROM claude_usage_5min
 WHERE repository IS NOT NULL
 GROUP BY ALL
 ORDER BY events DESC, repository
 LIMIT 20;
 
 -- name: claude_code_event_statuses
-SELECT status, event_type, count(*) AS events
-FROM claude_usage
+SELECT status, event_type, sum(events)::BIGINT AS events
+FROM claude_usage_5min
 WHERE status IS NOT NULL
 GROUP BY ALL
 ORDER BY events DESC;

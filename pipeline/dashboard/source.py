@@ -45,7 +45,8 @@ FILTER_COLUMNS = {
     "content_type": "content_types",  # a list column: messages containing that block type
 }
 # the event time of a table: a row is in [start, end) by this column (the published files are sorted by it);
-# alerts by their first..last event overlap
+# alerts by their first..last event overlap. A panel rollup's time is its 5-minute window (created_5min): exact, as
+# every range the app offers starts and ends on a 5-minute boundary (pipeline/dashboard/timerange.py)
 TIME_COLUMNS = EVENT_TIME_COLUMNS
 ALERT_SPAN = ("first_event_at", "last_event_at")
 
