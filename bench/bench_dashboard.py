@@ -161,6 +161,8 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, default=os.environ.get("BENCH_DASHBOARD_CACHE") or None,
                         help="keep the scaled warehouse here and reuse it on the next run (env BENCH_DASHBOARD_CACHE):"
                              " a run then costs the publish and the pages only")
+    parser.add_argument("--serving-dir", type=Path, help="publish here (default: beside the cache, or a temporary "
+                        "folder); replaced on every run")
     args, _ = parser.parse_known_args(sys.argv[2:] if sys.argv[1:2] == ["dashboard"] else sys.argv[1:])
     directory = Path(tempfile.mkdtemp(prefix="bench-dashboard-"))
     try:
@@ -186,7 +188,7 @@ def main() -> None:
                 # real data (where a 5-minute window of a 1M day holds ~3,500 activities of many types)
                 figures.append((f"rows {rollup} / {mart}", f"{n:,} / {m:,} ({m / max(n, 1):.0f}x fewer)"))
         # published afresh on every run, by the pipeline's own publish (kept beside a cache for inspection)
-        served = (home if args.cache else directory) / "serving"
+        served = args.serving_dir or (home if args.cache else directory) / "serving"
         shutil.rmtree(served, ignore_errors=True)
         served.mkdir(parents=True)
         big = served / "marts_7d.duckdb"
