@@ -182,7 +182,8 @@ def main() -> None:
             figures += [(f"rows {t}", n) for t, n in sorted(scaled["rows"].items(), key=lambda x: -x[1])[:4]]
         figures.append(("rollups built by dbt from the scaled marts (s)", build_rollups(warehouse)))
         with duckdb.connect(str(warehouse), read_only=True) as conn:
-            for rollup, mart in (("activity_overview_5min", "activity_overview"), ("claude_usage_5min", "claude_usage")):
+            for rollup, mart in (("activity_overview_5min", "activity_overview"), ("claude_usage_5min", "claude_usage"),
+                                 ("claude_usage_chats_5min", "claude_usage")):
                 n, m = (conn.execute(f"SELECT count(*) FROM marts.{t}").fetchone()[0] for t in (rollup, mart))
                 # the scaled day is the simulated day copied: windows repeat, so a rollup compresses more than on
                 # real data (where a 5-minute window of a 1M day holds ~3,500 activities of many types)

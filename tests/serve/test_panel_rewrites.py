@@ -83,6 +83,28 @@ FROM activity_overview
 WHERE idp_connection_type IS NOT NULL
 GROUP BY ALL
 ORDER BY events DESC""",
+    ("claude_usage", "command_events"): """
+SELECT command_name, event_type, count(*) AS events, count(DISTINCT actor_identity) AS users
+FROM claude_usage
+WHERE usage_area = 'command'
+GROUP BY ALL
+ORDER BY events DESC""",
+    ("claude_usage", "top_active_users"): """
+SELECT actor_identity, actor_user_id, count(*) AS events, count(DISTINCT chat_id) AS chats
+FROM claude_usage
+GROUP BY ALL
+ORDER BY events DESC, actor_identity
+LIMIT 20""",
+    ("claude_usage", "unique_counts"): """
+SELECT count(DISTINCT chat_id) AS unique_chats, count(DISTINCT actor_user_id) AS unique_users,
+       count(*) AS interactions
+FROM claude_usage""",
+    ("claude_usage", "model_usage_distribution"): """
+SELECT coalesce(model, 'unknown') AS model, count(*) AS events, count(DISTINCT chat_id) AS chats
+FROM claude_usage
+WHERE usage_area = 'chat'
+GROUP BY ALL
+ORDER BY events DESC""",
     ("claude_usage", "chat_events_trend"): """
 SELECT created_hour, event_type, count(*) AS events
 FROM claude_usage

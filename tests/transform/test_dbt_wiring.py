@@ -96,7 +96,7 @@ def test_marts_run_follows_ui_backfills_but_not_other_asset_runs():
 def test_dbt_assets_are_unpartitioned_and_run_in_pool_duckdb():
     assert dbt_activity_marts.partitions_def is None
     assert dbt_activity_marts.op.pool == dbt_reference.op.pool == "duckdb"
-    assert len(MART_ASSET_KEYS) == 19  # the 16 dashboards' marts, alerts and the 2 panel rollups
+    assert len(MART_ASSET_KEYS) == 20  # the 16 dashboards' marts, alerts and the 3 panel rollups
     assert set(MART_ASSET_KEYS) <= set(dbt_activity_marts.keys)
 
 
