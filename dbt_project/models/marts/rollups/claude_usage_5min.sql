@@ -1,12 +1,13 @@
 -- Claude Usage's counts by 5-minute window and the columns its count panels group or filter by (trends, trigger
 -- modes, repositories, statuses): they sum `events` here. Exact under every dashboard filter (time ranges start and
 -- end on 5-minute boundaries; organization, actor type and event type are grouping columns).
-{{ config(pre_hook="{{ delete_rollup_window(ref('claude_usage')) }}") }}
+{{ config(pre_hook="{{ delete_rollup_window() }}") }}
+-- depends_on: {{ ref('int_activities') }}
 
 with activities as (
 
     select * from {{ ref('claude_usage') }}
-    where true {{ rollup_window_filter(ref('claude_usage')) }}
+    where true {{ rollup_window_filter() }}
 
 ),
 

@@ -2,12 +2,13 @@
 -- unique counts, models, commands) count them here, over one row per chat and window instead of every event. Exact
 -- under every dashboard filter (time ranges start and end on 5-minute boundaries; organization, actor type and
 -- event type are grouping columns).
-{{ config(pre_hook="{{ delete_rollup_window(ref('claude_usage')) }}") }}
+{{ config(pre_hook="{{ delete_rollup_window() }}") }}
+-- depends_on: {{ ref('int_activities') }}
 
 with activities as (
 
     select * from {{ ref('claude_usage') }}
-    where true {{ rollup_window_filter(ref('claude_usage')) }}
+    where true {{ rollup_window_filter() }}
 
 ),
 
