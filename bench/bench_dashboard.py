@@ -4,8 +4,10 @@
    day through Dagster and dbt), or `--source PATH` (a warehouse).
 2. Scaled by SQL into a 7-day warehouse: every row of every mart is copied N times (new ids, shifted by 0..6 whole
    days, so buckets stay consistent; in time order, as window-by-window builds write them), N chosen so
-   activity_overview holds --per-day activities a day; chats scale alike. Then published by the pipeline's own
-   `publish` (a catalog of views over per-day Parquet files, as production serves it).
+   activity_overview holds --per-day activities a day; chats scale alike. The panel rollups (dbt tag `rollup`) are
+   not copied but built by dbt from the scaled marts (copies repeat the day's windows, so they compress more than
+   real data would: the output gives their row counts). Then published by the pipeline's own `publish` (a catalog
+   of views over per-day Parquet files, as production serves it).
 3. The app (`streamlit run`, as `make dashboard` starts it) on that file, headless Chromium over the DevTools
    protocol: each page opened cold (first visit: every panel query runs) and warm (cached), timed from navigation to
    the page's last element with every chart drawn. The app's warmer (which fills the caches after each publish) is
