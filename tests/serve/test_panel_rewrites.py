@@ -193,3 +193,17 @@ def test_rewritten_panel_gives_the_figures_of_the_query_it_replaced(built, dashb
         # something was counted and the filters changed it: the comparison was not of empty or unfiltered results
         # (the simulated day holds a single Claude Code status event: two distinct results are all it can give)
         assert len(figures - {()}) >= 1 and len(figures) >= 2, figures
+
+
+def test_alert_events_looked_up_within_the_span_are_all_of_them(built):
+    """The alerts page looks an alert's events up within its first..last event span (a week of ids is not read): the
+    same rows as a lookup over the whole file, and the whole file still when the span misses some (a wrong span)."""
+    with open_serving(built.serving) as source:
+        alerts = source.alerts()
+        assert len(alerts) > 0
+        for alert in alerts.itertuples():
+            ids = list(alert.activity_ids)
+            whole = source.alert_events(ids)
+            assert len(whole) == len(set(ids)) > 0, alert.alert_id
+            pd.testing.assert_frame_equal(source.alert_events(ids, (alert.first_event_at, alert.last_event_at)), whole)
+            pd.testing.assert_frame_equal(source.alert_events(ids, NEVER), whole)
