@@ -44,3 +44,35 @@
     select 1 as no_window_to_delete
     {%- endif -%}
 {%- endmacro %}
+
+{#-
+  Panel rollups (models/marts/rollups): a mart's rows summed by 5-minute window (created_5min) and its filter
+  columns. A run deletes and recomputes its range, like the marts; on reference changes it recomputes the whole
+  5-minute windows holding changed activities, found in int_activities (a rollup has no IP or user-agent column, and
+  an activity whose type left the mart is no longer in the mart). Each rollup declares
+  `-- depends_on: {{ ref('int_activities') }}`.
+-#}
+{% macro rollup_changed_windows(pending) -%}
+    select distinct created_5min from {{ ref('int_activities') }} where {{ reference_changed_rows(pending) }}
+{%- endmacro %}
+
+{% macro rollup_window_filter() -%}
+    {%- set pending = pending_reference_changes() %}
+    and (created_at >= '{{ var("min_date") }}'::timestamptz and created_at < '{{ var("max_date") }}'::timestamptz
+    {%- if pending %}
+    or created_5min in ({{ rollup_changed_windows(pending) }})
+    {%- endif %})
+{%- endmacro %}
+
+{% macro delete_rollup_window() -%}
+    {%- if is_incremental() -%}
+    {%- set pending = pending_reference_changes() -%}
+    delete from {{ this }}
+    where created_5min >= '{{ var("min_date") }}'::timestamptz and created_5min < '{{ var("max_date") }}'::timestamptz
+    {%- if pending %}
+       or created_5min in ({{ rollup_changed_windows(pending) }})
+    {%- endif %}
+    {%- else -%}
+    select 1 as no_window_to_delete
+    {%- endif -%}
+{%- endmacro %}

@@ -52,19 +52,22 @@ ORDER BY messages DESC, user_email
 LIMIT 20;
 
 -- name: generated_artifacts
--- Artifacts and generated files, one row each.
+-- Artifacts and generated files, one row each (the columns shown, not `*`: a week of messages is read for them).
 SELECT message_created_at, chat_id, chat_name, user_email, 'artifact' AS kind, a.title AS name,
        a.artifact_type AS type, a.id, a.version_id, NULL::BIGINT AS size_bytes
-FROM (SELECT *, unnest(artifacts) AS a FROM chats WHERE NOT is_chat_deleted)
+FROM (SELECT message_created_at, chat_id, chat_name, user_email, unnest(artifacts) AS a FROM chats
+      WHERE NOT is_chat_deleted)
 UNION ALL
 SELECT message_created_at, chat_id, chat_name, user_email, 'generated_file', g.filename, g.mime_type, g.id, NULL,
        g.size_bytes
-FROM (SELECT *, unnest(generated_files) AS g FROM chats WHERE NOT is_chat_deleted)
+FROM (SELECT message_created_at, chat_id, chat_name, user_email, unnest(generated_files) AS g FROM chats
+      WHERE NOT is_chat_deleted)
 ORDER BY message_created_at DESC;
 
 -- name: file_uploads
 SELECT message_created_at, chat_id, chat_name, user_email, f.filename, f.mime_type, f.size_bytes, f.id AS file_id
-FROM (SELECT *, unnest(files) AS f FROM chats WHERE NOT is_chat_deleted)
+FROM (SELECT message_created_at, chat_id, chat_name, user_email, unnest(files) AS f FROM chats
+      WHERE NOT is_chat_deleted)
 ORDER BY message_created_at DESC;
 
 -- name: conversation_summaries

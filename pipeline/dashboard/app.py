@@ -59,6 +59,19 @@ def _choices(file_version: tuple) -> dict[str, list[str]]:
         return source.filter_choices()
 
 
+@st.cache_data(ttl=600, max_entries=64, show_spinner=False)
+def _freshness(file_version: tuple, _source: Source) -> tuple[datetime | None, datetime | None]:
+    """(last publish, end of the newest window): a property of the file version, not of the page load."""
+    return _source.freshness()
+
+
+@st.cache_data(ttl=600, max_entries=256, show_spinner=False)
+def _kinds(file_version: tuple, dashboard: str, _source: Source) -> dict[str, str]:
+    """How each panel of a dashboard is drawn (from its columns: they depend on the file, not on the filters)."""
+    return {p.name: charts.chart_kind(_source.describe(dashboard, p.name), p.chart)
+            for p in load_panels()[dashboard].values() if (p.dashboard, p.name) != SEARCH_PANEL}
+
+
 def _panel_rows(file_version: tuple, filters: Filters, dashboard: str, name: str, page: int, order: tuple,
            params: tuple, _source: Source) -> tuple[list, pd.DataFrame, int | None]:
     """(columns, rows, total rows for a table panel else None)."""
@@ -66,9 +79,11 @@ def _panel_rows(file_version: tuple, filters: Filters, dashboard: str, name: str
     columns = _source.describe(dashboard, name, params_)
     kind = charts.chart_kind(columns, _source.panel(dashboard, name).chart)
     if kind == "table":
-        total = _source.count(dashboard, name, params_)
         frame = _source.run(dashboard, name, params_, limit=PAGE_ROWS, offset=page * PAGE_ROWS,
                             order_by=order[0] if order else None, descending=bool(order and order[1]))
+        # a page that is not full ends the result: its rows give the total without running the query again
+        last_page = len(frame) < PAGE_ROWS and (page == 0 or len(frame) > 0)
+        total = page * PAGE_ROWS + len(frame) if last_page else _source.count(dashboard, name, params_)
         return columns, frame, total
     return columns, _source.run(dashboard, name, params_, limit=CHART_ROWS), None
 
@@ -121,8 +136,8 @@ def start_warmer(path: str) -> threading.Thread:
 
 
 # -- page parts -------------------------------------------------------------------------------------------------------
-def freshness_bar(source: Source) -> datetime | None:
-    published, newest = source.freshness()
+def freshness_bar(source: Source, file_version: tuple) -> datetime | None:
+    published, newest = _freshness(file_version, source)
     now = datetime.now(timezone.utc)
     text = (f"Published {published:%Y-%m-%d %H:%M:%S} UTC" if published else "Never published") + \
         (f" · newest window ends {newest:%Y-%m-%d %H:%M} UTC" if newest else " · no data yet")
@@ -251,11 +266,11 @@ def dashboard_page(dashboard: dict) -> None:
         return page_done(name)
     file_version = version(path)
     with open_serving(path) as source:
-        anchor = freshness_bar(source)
+        anchor = freshness_bar(source, file_version)
         filters = filter_sidebar(source, file_version, anchor, CHAT_FILTERS if name == "chats" else ACTIVITY_FILTERS)
         source.apply_filters(filters)
         panels = [p for p in load_panels()[name].values() if (p.dashboard, p.name) != SEARCH_PANEL]
-        kinds = {p.name: charts.chart_kind(source.describe(name, p.name), p.chart) for p in panels}
+        kinds = _kinds(file_version, name, source)
         numbers = [p for p in panels if kinds[p.name] == "number"]
         plots = [p for p in panels if kinds[p.name] in ("line", "area", "bar", "geo")]
         tables = [p for p in panels if kinds[p.name] == "table"]
@@ -293,7 +308,7 @@ def alerts_page() -> None:
         return page_done("alerts")
     file_version = version(path)
     with open_serving(path) as source:
-        anchor = freshness_bar(source)
+        anchor = freshness_bar(source, file_version)
         filters = filter_sidebar(source, file_version, anchor, ())
         source.apply_filters(filters)
         alerts = source.alerts()
@@ -325,8 +340,9 @@ def alerts_page() -> None:
                 labels = {f"{r.monitor} · {r.group_key or '-'} · {r.first_event_at:%Y-%m-%d %H:%M}": r.alert_id
                           for r in alerts.itertuples()}
                 picked = st.selectbox("Alert", list(labels), key="alert")
-                ids = list(alerts.set_index("alert_id").loc[labels[picked], "activity_ids"])
-                events = source.alert_events(ids)
+                alert = alerts.set_index("alert_id").loc[labels[picked]]
+                ids = list(alert["activity_ids"])
+                events = source.alert_events(ids, (alert["first_event_at"], alert["last_event_at"]))
                 st.dataframe(events, hide_index=True, width="stretch")
                 st.caption(f"{len(events):,} of {len(ids):,} events found in the marts")
                 buffer = io.StringIO()
@@ -341,7 +357,7 @@ def home_page() -> None:
     path = serving_path()
     if os.path.exists(path):
         with open_serving(path) as source:
-            freshness_bar(source)
+            freshness_bar(source, version(path))
     else:
         missing_file(path)
     panels = load_panels()

@@ -66,11 +66,13 @@ STORAGE_VERSION = "v1.0.0"
 SERVED_SCHEMAS = {"marts": "main"}
 TEXT_TABLE = ("restricted", "chat_message_text")
 SEARCH_MACRO = "search_messages"
-TIME_COLUMN = "created_at"          # marts rebuilt window by window (the dbt step's ranges say what changed)
+# marts rebuilt window by window (the dbt step's ranges say what changed): their time column, the first they have
+# (created_5min: the panel rollups, models/marts/rollups, whose rows are whole 5-minute windows)
+WINDOW_TIME_COLUMNS = ("created_at", "created_5min")
 DAY_COLUMNS = ("message_date",)     # other marts with a day: compared day by day
 # a table's event time (the first of these it has): every file is written in this order, so a time filter (the
 # dashboard's time range) reads only the row groups it needs, by their min/max statistics
-EVENT_TIME_COLUMNS = ("created_at", "message_created_at")
+EVENT_TIME_COLUMNS = ("created_at", "message_created_at", "created_5min")
 
 
 @dataclass
@@ -409,10 +411,11 @@ class _Publisher:
         units.pop("empty", None)
         written = 0
         order = next((f" ORDER BY {_quote(c)}" for c in EVENT_TIME_COLUMNS if c in names), "")
-        if TIME_COLUMN in names:
+        time_column = next((c for c in WINDOW_TIME_COLUMNS if c in names), None)
+        if time_column:
             if fresh or everything:
                 days = [r[0] for r in self.conn.execute(
-                    f"SELECT DISTINCT CAST(timezone('UTC', {TIME_COLUMN}) AS DATE) FROM {source}").fetchall()]
+                    f"SELECT DISTINCT CAST(timezone('UTC', {time_column}) AS DATE) FROM {source}").fetchall()]
                 wanted = {d.isoformat() for d in days if d != newest_day}
                 if newest_day in days:
                     wanted |= {h.strftime("%Y-%m-%dT%H") for h in hours_of(*unit_bounds(newest_day.isoformat()))}
@@ -423,8 +426,8 @@ class _Publisher:
                 lo, hi = unit_bounds(unit)
                 for old in [u for u in units if u == unit or (len(unit) == 10 and u.startswith(unit))]:
                     del units[old]
-                query = (f"SELECT * FROM {source} WHERE {TIME_COLUMN} >= '{lo.isoformat()}'::TIMESTAMPTZ "
-                         f"AND {TIME_COLUMN} < '{hi.isoformat()}'::TIMESTAMPTZ{order}")
+                query = (f"SELECT * FROM {source} WHERE {time_column} >= '{lo.isoformat()}'::TIMESTAMPTZ "
+                         f"AND {time_column} < '{hi.isoformat()}'::TIMESTAMPTZ{order}")
                 written += self._export(name, unit, query, units, None)
         else:
             day = next((c for c in DAY_COLUMNS if c in names), None)

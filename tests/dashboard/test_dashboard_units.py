@@ -90,3 +90,25 @@ def test_filters_shadow_every_mart_with_its_columns(tmp_path):
         assert source.conn.execute(count).fetchone() == (3, 2)
         with pytest.raises(duckdb.Error):  # read-only
             source.conn.execute("DELETE FROM served.main.chats")
+
+
+def test_table_panel_total_from_a_page_that_is_not_full_or_from_a_count(tmp_path):
+    from pipeline.dashboard.app import PAGE_ROWS, _panel_rows
+
+    path = tmp_path / "marts.duckdb"
+    with duckdb.connect(str(path)) as conn:  # 65 embargoed events of 130: a full page, a part page, an empty one
+        conn.execute("CREATE TABLE activity_overview AS SELECT TIMESTAMPTZ '2026-11-02 10:00+00' + to_minutes(i) "
+                     "AS created_at, 'e' || (i % 3) AS event_type, 'user_actor' AS actor_type, 'u' AS actor_identity, "
+                     "'1.2.3.4' AS ip_address, 'IR' AS geo_country_iso, 'Iran' AS geo_country_name, "
+                     "NULL AS geo_subdivision_iso, NULL AS geo_subdivision_name, NULL AS geo_city, "
+                     "'Iran' AS embargo_region, 'org1' AS organization_id, i % 2 = 0 AS is_embargoed FROM range(130) r(i)")
+    assert PAGE_ROWS == 50
+    with open_serving(path) as source:
+        def page(number, filters=Filters()):
+            source.apply_filters(filters)
+            _, frame, total = _panel_rows((), filters, "activity_overview", "embargoed_region_events", number, (), (),
+                                          source)
+            return len(frame), total
+        assert [page(0), page(1), page(2)] == [(50, 65), (15, 65), (0, 65)]
+        assert page(0, Filters(event_type="e1")) == (21, 21)
+        assert page(0, Filters(event_type="none")) == (0, 0)

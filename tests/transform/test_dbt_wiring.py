@@ -108,7 +108,7 @@ def test_marts_run_follows_a_rebuild_of_the_seeds_and_views():
 def test_dbt_assets_are_unpartitioned_and_run_in_pool_duckdb():
     assert dbt_activity_marts.partitions_def is None
     assert dbt_activity_marts.op.pool == dbt_reference.op.pool == "duckdb"
-    assert len(MART_ASSET_KEYS) == 17
+    assert len(MART_ASSET_KEYS) == 20  # the 16 dashboards' marts, alerts and the 3 panel rollups
     assert set(MART_ASSET_KEYS) <= set(dbt_activity_marts.keys)
 
 

@@ -243,3 +243,23 @@ def test_monitors_and_marts_agree_afterwards(wh, changed):
     new = {r[0] for r in wh.execute("SELECT activity_id FROM marts.activity_overview WHERE geo_country_iso = ? "
                                     "OR list_contains(?, ip_address)", [changed["country"], changed["moved_ips"]]).fetchall()}
     assert new and new <= flagged
+
+
+def test_the_panel_rollups_follow_their_marts(wh, changed):
+    """Each rollup (models/marts/rollups) equals its mart summed by its columns, in every 5-minute window: also where
+    the reference change rewrote rows outside the built window, and where a type moved into claude_usage."""
+    rollups = [r[0] for r in wh.execute("SELECT table_name FROM duckdb_tables() WHERE schema_name = 'marts' "
+                                        "AND table_name LIKE '%\\_5min' ESCAPE '\\'").fetchall()]
+    assert len(rollups) == 3, rollups
+    for rollup in rollups:
+        mart = rollup.removesuffix("_5min").removesuffix("_chats")
+        columns = [r[0] for r in wh.execute(f"DESCRIBE marts.{rollup}").fetchall() if r[0] != "events"]
+        grouped = f"SELECT {', '.join(columns)}, count(*) AS events FROM marts.{mart} GROUP BY ALL"
+        differ = wh.execute(f"SELECT count(*) FROM (({grouped}) EXCEPT ALL (SELECT * FROM marts.{rollup})) "
+                            f"UNION ALL SELECT count(*) FROM ((SELECT * FROM marts.{rollup}) EXCEPT ALL ({grouped}))"
+                            ).fetchall()
+        assert differ == [(0,), (0,)], (rollup, differ)
+    new_type = changed["new_type"]
+    assert wh.execute("SELECT sum(events) FROM marts.claude_usage_5min WHERE event_type = ?",
+                      [new_type]).fetchone()[0] == wh.execute(
+        "SELECT count(*) FROM marts.claude_usage WHERE event_type = ?", [new_type]).fetchone()[0] > 0
