@@ -56,21 +56,33 @@
     select distinct created_5min from {{ ref('int_activities') }} where {{ reference_changed_rows(pending) }}
 {%- endmacro %}
 
-{% macro rollup_window_filter() -%}
+{#- `rewritten_in` (a mart): also the windows of the rows this dbt invocation rewrote there outside the range (a
+    post-hook's update, e.g. claude_usage's apply_chat_model_changes), which the range and int_activities don't show. -#}
+{% macro rollup_window_filter(rewritten_in=none) -%}
     {%- set pending = pending_reference_changes() %}
     and (created_at >= '{{ var("min_date") }}'::timestamptz and created_at < '{{ var("max_date") }}'::timestamptz
     {%- if pending %}
     or created_5min in ({{ rollup_changed_windows(pending) }})
+    {%- endif %}
+    {%- if rewritten_in and is_incremental() %}
+    or created_5min in ({{ rollup_rewritten_windows(rewritten_in) }})
     {%- endif %})
 {%- endmacro %}
 
-{% macro delete_rollup_window() -%}
+{% macro rollup_rewritten_windows(relation) -%}
+    select distinct created_5min from {{ relation }} where dbt_invocation_id = '{{ invocation_id }}'
+{%- endmacro %}
+
+{% macro delete_rollup_window(rewritten_in=none) -%}
     {%- if is_incremental() -%}
     {%- set pending = pending_reference_changes() -%}
     delete from {{ this }}
     where created_5min >= '{{ var("min_date") }}'::timestamptz and created_5min < '{{ var("max_date") }}'::timestamptz
     {%- if pending %}
        or created_5min in ({{ rollup_changed_windows(pending) }})
+    {%- endif %}
+    {%- if rewritten_in %}
+       or created_5min in ({{ rollup_rewritten_windows(rewritten_in) }})
     {%- endif %}
     {%- else -%}
     select 1 as no_window_to_delete
