@@ -25,6 +25,7 @@ from pipeline.demo.dagster_dev import DagsterDev, open_instance
 from simulator.process import SimulatorProcess
 
 DAYS = int(os.environ.get("BENCH_BACKFILL_DAYS", "30"))
+VOLUME = os.environ.get("BENCH_BACKFILL_VOLUME")  # activities per day; default: the simulator's default volume
 STORAGES = os.environ.get("BENCH_BACKFILL_STORAGE", "sqlite,postgres").split(",")
 # The backfilled days must be past partitions (they end at now): October, or earlier for a longer history
 START = min(date(2026, 10, 1), date.today() - timedelta(days=DAYS + 3))
@@ -163,7 +164,8 @@ def measure(sim_url: str, tmp: Path, storage_env: dict[str, str]) -> dict:
 def main() -> None:
     from tests.support import postgres
 
-    args = ["--start", f"{START}T00:00:00Z", "--days", str(DAYS + 1), "--rate-limit", "0", "--chats-per-day", "0"]
+    args = ["--start", f"{START}T00:00:00Z", "--days", str(DAYS + 1), "--rate-limit", "0", "--chats-per-day", "0",
+            *(["--volume", VOLUME] if VOLUME else [])]
     results = {}
     with SimulatorProcess(args, startup_timeout=900) as sim:
         if "sqlite" in STORAGES:
