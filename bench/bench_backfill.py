@@ -74,7 +74,8 @@ class ProcessGroupMemory:
 
 
 def _role(command: str) -> str:
-    for marker, role in (("execute_run", "run worker"), ("api grpc", "code server"), ("dagster-daemon", "daemon"),
+    for marker, role in (("execute_run", "run worker"), ("spawn_main", "run worker"), ("api grpc", "code server"),
+                         ("dagster-daemon", "daemon"),
                          ("dagster-webserver", "webserver"), ("dagster_webserver", "webserver")):
         if marker in command:
             return role
@@ -123,6 +124,19 @@ def phases(instance, backfill_id: str, runs: list[str], marts_run: str, launched
     return p
 
 
+def settle(dagster: DagsterDev, timeout: float = 600) -> float:
+    """Wait for what a fresh deployment does first (the dbt reference build, the schedules' first runs) to finish, so
+    the backfill is measured as a user launches it on a running deployment. Returns the seconds waited."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        data = dagster.graphql("""{ runsOrError { ... on Runs { results { status } } } }""")
+        statuses = [r["status"] for r in data["runsOrError"]["results"]]
+        if "SUCCESS" in statuses and not {"QUEUED", "NOT_STARTED", "STARTING", "STARTED"} & set(statuses):
+            break
+        time.sleep(2)
+    return time.monotonic() - started
+
+
 def measure(sim_url: str, tmp: Path, storage_env: dict[str, str]) -> dict:
     import duckdb
 
@@ -136,6 +150,7 @@ def measure(sim_url: str, tmp: Path, storage_env: dict[str, str]) -> dict:
     first_day, last = START + timedelta(days=1), START + timedelta(days=DAYS)
     with DagsterDev(home, env, instance_yaml=instance_yaml(postgres=bool(storage_env))) as dagster, \
             ProcessGroupMemory(dagster.proc.pid) as memory:
+        settled = settle(dagster)
         launched = time.time()
         backfill_id = dagster.launch_backfill(["raw", "activities"], f"{first_day}-00:00", f"{last}-23:55")
         status = dagster.wait_for_backfill(backfill_id, timeout=6 * 3600)
@@ -156,7 +171,7 @@ def measure(sim_url: str, tmp: Path, storage_env: dict[str, str]) -> dict:
                 os.environ.pop(key, None)
     with duckdb.connect(str(tmp / "warehouse.duckdb"), read_only=True) as conn:
         result["stored"] = conn.execute("SELECT count(*) FROM raw.activities").fetchone()[0]
-    result.update(status=status, runs=len(runs), peak_sum_mb=memory.peak_sum_mb, peak_one_mb=memory.peak_one_mb,
+    result.update(settled=settled, status=status, runs=len(runs), peak_sum_mb=memory.peak_sum_mb, peak_one_mb=memory.peak_one_mb,
                   peak_one=memory.peak_one)
     return result
 
@@ -176,10 +191,12 @@ def main() -> None:
             with postgres.postgres_server() as server, \
                     tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as tmp:
                 results["postgres"] = measure(sim.base_url, Path(tmp), {"DAGSTER_PG_URL": server.database()})
-    rows: list[tuple[str, object]] = [("days", DAYS), ("load average (1, 5, 15 min)", os.getloadavg())]
+    rows: list[tuple[str, object]] = [("days", DAYS), ("load average (1, 5, 15 min) at the end",
+                                                       ", ".join(f"{x:.1f}" for x in os.getloadavg()))]
     for s, r in results.items():
         dagster_part = r["submit"] + r["queue"] + r["before_step"] + r["events_recorded"] + r["until_marts_run"]
         rows += [
+            (f"{s}: deployment start-up work waited for before the launch s (not counted)", r["settled"]),
             (f"{s}: status, runs, windows", f"{r['status']}, {r['runs']}, {r['windows']:,}"),
             (f"{s}: activities stored", r["stored"]),
             (f"{s}: END TO END s, launch to published marts (target 30 days <= 300)", r["end_to_end"]),
