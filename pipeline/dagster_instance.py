@@ -18,6 +18,7 @@ from dagster import DagsterInstance
 from dagster._core.events import DagsterEventType
 from dagster._core.events.log import EventLogEntry
 from dagster._core.instance.ref import InstanceRef
+from dagster._record import copy
 from dagster._core.storage.event_log.schema import SqlEventLogStorageTable
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
 
@@ -46,6 +47,23 @@ class ComplianceInstance(DagsterInstance):
         if type(event_storage) is SqliteEventLogStorage:  # Dagster's SQLite storage stores a batch event by event
             event_storage = BatchedSqliteEventLogStorage(event_storage._base_dir, inst_data=event_storage.inst_data)  # noqa: SLF001
         super().__init__(*args, event_storage=event_storage, **kwargs)
+
+    def handle_new_event(self, event: EventLogEntry, *, batch_metadata=None) -> None:
+        super().handle_new_event(unpartitioned_check_plan(event), batch_metadata=batch_metadata)
+
+
+def unpartitioned_check_plan(event: EventLogEntry) -> EventLogEntry:
+    """The project's asset checks are unpartitioned (the monitors evaluate a run's whole range at once; a test keeps
+    it so), but Dagster plans a check of a partitioned run with the run's partitions: one check record per check and
+    partition (9 monitors x 8,640 windows of a month: 77,760 rows, written by the daemon before it submits the run),
+    and the check's result, which has no partition, never updates them. Planned without partitions, a check has one
+    record per run, which its result completes."""
+    dagster_event = event.dagster_event
+    if (dagster_event is None or dagster_event.event_type != DagsterEventType.ASSET_CHECK_EVALUATION_PLANNED
+            or dagster_event.event_specific_data.partitions_subset is None):
+        return event
+    planned = copy(dagster_event.event_specific_data, partitions_subset=None)
+    return event._replace(dagster_event=dagster_event._replace(event_specific_data=planned))
 
 
 class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
