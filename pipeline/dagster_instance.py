@@ -55,7 +55,7 @@ class ComplianceInstance(DagsterInstance):
 def unpartitioned_check_plan(event: EventLogEntry) -> EventLogEntry:
     """The project's asset checks are unpartitioned (the monitors evaluate a run's whole range at once; a test keeps
     it so), but Dagster plans a check of a partitioned run with the run's partitions: one check record per check and
-    partition (9 monitors x 8,640 windows of a month: 77,760 rows, written by the daemon before it submits the run),
+    partition (23 monitors x 8,640 windows of a month: 198,720 rows, written by the daemon before it submits the run),
     and the check's result, which has no partition, never updates them. Planned without partitions, a check has one
     record per run, which its result completes."""
     dagster_event = event.dagster_event
