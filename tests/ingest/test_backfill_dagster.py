@@ -12,9 +12,10 @@ from datetime import datetime, timedelta
 import duckdb
 import psycopg
 import pytest
+from dagster._core.events import DagsterEventType
 
 from simulator.process import SimulatorProcess
-from pipeline.demo.dagster_dev import DagsterDev
+from pipeline.demo.dagster_dev import DagsterDev, open_instance
 from tests.support.postgres import instance_yaml
 from tests.support.sim import FULL_KEY
 
@@ -41,7 +42,7 @@ def storage(request) -> dict[str, str]:
 
 @pytest.mark.slow
 @pytest.mark.timeout(1200)
-def test_30_day_backfill_is_submitted_as_at_most_31_ranged_runs_covering_every_window(tmp_path, storage):
+def test_30_day_backfill_is_submitted_as_at_most_31_ranged_runs_covering_every_window(tmp_path, storage, monkeypatch):
     instance = instance_yaml(postgres=bool(storage), concurrency__runs__max_concurrent_runs=0)
     args = ["--start", "2026-10-01T00:00:00Z", "--days", "31", "--volume", "300", "--rate-limit", "0"]
     with SimulatorProcess(args) as sim:
@@ -57,6 +58,13 @@ def test_30_day_backfill_is_submitted_as_at_most_31_ranged_runs_covering_every_w
                 runs = dagster.runs("dagster/backfill", backfill_id)
             time.sleep(10)  # nothing more is submitted once every window is requested
             runs = dagster.runs("dagster/backfill", backfill_id)
+    for key, value in storage.items():
+        monkeypatch.setenv(key, value)
+    instance = open_instance(tmp_path / "dagster_home")
+    planned = [instance.all_logs(run["runId"], of_type=DagsterEventType.ASSET_MATERIALIZATION_PLANNED)
+               for run in runs]
+    # the daemon recorded each run's plan as its partition range, not one event per window (pipeline/dagster_instance.py)
+    assert [len(events) for events in planned] == [1] * len(runs), [len(events) for events in planned]
     assert 1 <= len(runs) <= 31, len(runs)
     covered = windows_of(runs)
     assert sum(len(windows_of([run])) for run in runs) == len(covered), "two runs cover the same window"
