@@ -1,8 +1,11 @@
 {#-
   Window-by-window incremental models (the activity layer and its marts).
 
-  Dagster passes the range to rebuild as vars `min_date` / `max_date` (ISO timestamps, [min, max); one chunk of the
-  windows the ingestion changed, pipeline/warehouse/mart_windows.py). On an incremental run the model first deletes
+  Dagster passes the range to rebuild (ISO timestamps, [min, max); one chunk of the windows the ingestion changed,
+  pipeline/warehouse/mart_windows.py) in the environment, MARTS_WINDOW_MIN_DATE / MARTS_WINDOW_MAX_DATE, read only
+  when the SQL runs: the invocation's command line and vars then stay the same from run to run, so dbt re-uses the
+  project it parsed before (with `--vars`, every 5-minute run re-parsed all of it: ~5 s). Without them, the vars
+  `min_date` / `max_date` (an ad-hoc `dbt build --vars ...`; their defaults cover all time). On an incremental run the model first deletes
   its rows of that range (pre-hook `delete_window`), then appends the range recomputed from the layer below
   (`window_filter` in its SQL). The range is thus made equal to its sources, also when the ingestion removed or
   re-added rows, and no row outside it is read or written. The filter applies to a (re)creating run too: a full
@@ -15,8 +18,29 @@
   history then (`all_history_on_reference_change`).
 -#}
 
+{% macro window_min() -%}
+    {{- return((env_var('MARTS_WINDOW_MIN_DATE', '') if execute else '') or var('min_date')) -}}
+{%- endmacro %}
+
+{% macro window_max() -%}
+    {{- return((env_var('MARTS_WINDOW_MAX_DATE', '') if execute else '') or var('max_date')) -}}
+{%- endmacro %}
+
 {% macro window_bounds() -%}
-    '{{ var("min_date") }}'::timestamptz, '{{ var("max_date") }}'::timestamptz
+    '{{ window_min() }}'::timestamptz, '{{ window_max() }}'::timestamptz
+{%- endmacro %}
+
+{#- Data tests of the window: their `where` (rendered when dbt parses the project, so no var or env var there) names
+    the bounds as `__min_date__` / `__max_date__`, replaced by the range when the test runs. -#}
+{% macro duckdb__get_where_subquery(relation) -%}
+    {%- set where = config.get('where', '') -%}
+    {%- if where -%}
+    {%- set where = where | replace('__min_date__', "'" ~ window_min() ~ "'::timestamptz")
+                          | replace('__max_date__', "'" ~ window_max() ~ "'::timestamptz") -%}
+    {%- do return('(select * from ' ~ relation ~ ' where ' ~ where ~ ') dbt_subquery') -%}
+    {%- else -%}
+    {%- do return(relation) -%}
+    {%- endif -%}
 {%- endmacro %}
 
 {% macro window_filter(column, lookback=none, all_history_on_reference_change=false) -%}
@@ -24,8 +48,8 @@
     {%- if pending and all_history_on_reference_change %}
     -- reference changes to apply: all history
     {%- else %}
-    and ({{ column }} >= '{{ var("min_date") }}'::timestamptz {%- if lookback %} - interval '{{ lookback }}'{% endif %}
-    and {{ column }} < '{{ var("max_date") }}'::timestamptz
+    and ({{ column }} >= '{{ window_min() }}'::timestamptz {%- if lookback %} - interval '{{ lookback }}'{% endif %}
+    and {{ column }} < '{{ window_max() }}'::timestamptz
     {%- if pending %}
     or {{ reference_changed_rows(pending) }}
     {%- endif %})
@@ -36,7 +60,7 @@
     {%- if is_incremental() -%}
     {%- set pending = pending_reference_changes() -%}
     delete from {{ this }}
-    where {{ column }} >= '{{ var("min_date") }}'::timestamptz and {{ column }} < '{{ var("max_date") }}'::timestamptz
+    where {{ column }} >= '{{ window_min() }}'::timestamptz and {{ column }} < '{{ window_max() }}'::timestamptz
     {%- if pending %}
        or {{ reference_changed_rows(pending) }}
     {%- endif %}
