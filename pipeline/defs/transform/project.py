@@ -96,9 +96,10 @@ def dbt_environment(warehouse_path: str, window: dict[str, str] | None = None) -
 
 def keep_parsed_project(invocation) -> None:  # noqa: ANN001 (a DbtCliInvocation)
     """Make the project dbt parsed in this invocation the starting point of the next one: dagster-dbt copies
-    target/partial_parse.msgpack into each invocation's own target directory, and the one written at setup was parsed
-    for another warehouse path (part of dbt's profile check), so every run re-parsed the whole project (~5 s on 2
-    cores). Replaced atomically; a file from another profile only costs the next run a full parse, as before."""
+    target/partial_parse.msgpack into each invocation's own target directory; the one written at setup holds the
+    configured warehouse path (part of dbt's profile check), so a run on another warehouse (tests, benchmarks) re-parsed
+    the whole project every time (~5 s on 2 cores). Replaced atomically; a file from another profile only costs the
+    next run a full parse, as before."""
     parsed = Path(invocation.target_path) / "partial_parse.msgpack"
     if not parsed.exists():
         return
