@@ -7,8 +7,8 @@
   project it parsed before (with `--vars`, every 5-minute run re-parsed all of it: ~5 s). Without them, the vars
   `min_date` / `max_date` (an ad-hoc `dbt build --vars ...`; their defaults cover all time).
 
-  On an incremental run the model first deletes its rows of that range (pre-hook `delete_window`), then appends the range recomputed from the layer below
-  (`window_filter` in its SQL). The range is thus made equal to its sources, also when the ingestion removed or
+  On an incremental run the model first deletes its rows of that range (pre-hook `delete_window`), then appends the
+  range recomputed from the layer below (`window_filter` in its SQL). The range is thus made equal to its sources, also when the ingestion removed or
   re-added rows, and no row outside it is read or written. The filter applies to a (re)creating run too: a full
   refresh recreates the tables with its first chunk and appends the others, so no run ever reads all of history at
   once (memory). The defaults of the vars cover all time (an ad-hoc `dbt build`).
