@@ -17,6 +17,7 @@ BENCH_DLT=0 skips the dlt baselines (minutes each).
 from __future__ import annotations
 
 import os
+import resource
 import tempfile
 import time
 from pathlib import Path
@@ -24,6 +25,7 @@ from pathlib import Path
 import duckdb
 import httpx
 import orjson
+import psutil
 
 from bench.common import FULL_KEY, RESULTS_DIR, report, run_child
 from simulator.process import SimulatorProcess
@@ -50,9 +52,16 @@ def save_pages(base_url: str, directory: Path) -> list[str]:
             params["after_id"] = body["last_id"]
 
 
-def ceiling(files: list[str], db: Path) -> tuple[int, float]:
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def ceiling(files: list[str], db: Path) -> tuple[int, float, float]:
+    """Rows, wall seconds and CPU seconds (all DuckDB threads: robust to a busy machine) of the ceiling."""
     with duckdb.connect(str(db)) as conn:
         conn.execute("SET preserve_insertion_order = false")
+        cpu = cpu_seconds()
         started = time.perf_counter()
         conn.execute(f"""
             CREATE TABLE activities AS
@@ -61,8 +70,8 @@ def ceiling(files: list[str], db: Path) -> tuple[int, float]:
             FROM (SELECT json, json_extract_string(json, ['$.id', '$.type', '$.created_at', '$.organization_id',
                          '$.actor.type', '$.actor.ip_address', '$.actor.user_agent']) AS f
                   FROM read_json_objects({files!r}, format = 'array'))""")
-        elapsed = time.perf_counter() - started
-        return conn.execute("SELECT count(*) FROM activities").fetchone()[0], elapsed
+        elapsed, cpu = time.perf_counter() - started, cpu_seconds() - cpu
+        return conn.execute("SELECT count(*) FROM activities").fetchone()[0], elapsed, cpu
 
 
 def slice_end(total: int, size: int) -> str:
@@ -108,9 +117,13 @@ def main() -> None:
         tmp = Path(tmp)
         (tmp / "pages").mkdir()
         files = save_pages(sim.base_url, tmp / "pages")  # also warms the simulator's cache
-        ceiling_n, ceiling_s = ceiling(files, tmp / "ceiling.duckdb")
+        ceiling_n, ceiling_s, ceiling_cpu = ceiling(files, tmp / "ceiling.duckdb")
+        # The simulator shares the 2 cores: its CPU during our run is reported apart (test infrastructure).
+        simulator = psutil.Process(sim.proc.pid)
+        sim_cpu = sum(simulator.cpu_times()[:2])
         ours = run_child("bench.ingest_child", sim.base_url, str(tmp / "warehouse.duckdb"), "2026-11-03-00:00",
                          "2026-11-03-23:55")
+        sim_cpu = sum(simulator.cpu_times()[:2]) - sim_cpu
         print(f"pipeline: {ours}", flush=True)
         dlts = [(label, dlt_run(sim.base_url, tmp, ceiling_n, nesting, fmt))
                 for label, nesting, fmt in DLT_VARIANTS if WITH_DLT]
@@ -125,10 +138,14 @@ def main() -> None:
         ("pipeline: wall s (fetch / load)", f"{ours['seconds']:.1f} ({ours['fetch_seconds']:.1f} / "
                                             f"{ours['load_seconds']:.1f})"),
         ("pipeline: peak RSS MB", ours["peak_rss_mb"]),
+        ("pipeline: process CPU s (user + system, all threads)", ours["cpu_seconds"]),
+        ("simulator: CPU s during the pipeline's run (same 2 cores)", sim_cpu),
         ("ceiling: DuckDB read of local pages, activities/s", ceiling_rate),
         ("ceiling: s", ceiling_s),
         ("ceiling / pipeline", ceiling_rate / ours_rate),
+        ("ceiling: CPU s", ceiling_cpu),
         ("ingest step / ceiling (rate)", ceiling_s / ours["step_seconds"]),
+        ("whole process / ceiling (CPU: ceiling CPU s / pipeline process CPU s)", ceiling_cpu / ours["cpu_seconds"]),
         ("whole process / ceiling (rate)", ceiling_s / ours["wall_seconds"]),
     ]
     for label, r in dlts:

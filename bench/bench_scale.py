@@ -9,11 +9,18 @@ overhead (run start to first step), event count and the peak resident memory of 
 subprocess (sampled every 0.2 s). Ratios, not absolute times: 7-day tick / 1-day tick (target <= 1.3).
 
     python -m bench bench_scale            (BENCH_SCALE_VOLUME, BENCH_SCALE_DAYS="1,3,7" to vary)
+
+BENCH_SCALE_CACHE=dir keeps the warehouse and serving files of each history step (before its ticks) under
+dir/<volume>x<days>d and reuses them on the next run instead of ingesting and building that history again (the
+rows say which steps were reused). The per-model dbt timings of each tick's last invocation (run_results.json) are
+kept in bench/results/scale_tick_<days>d_<kind>.json.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import tempfile
 import threading
 import time
@@ -27,7 +34,7 @@ import dagster as dg  # noqa: E402
 import psutil  # noqa: E402
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG  # noqa: E402
 
-from bench.common import FULL_KEY, report  # noqa: E402
+from bench.common import FULL_KEY, RESULTS_DIR, report  # noqa: E402
 
 os.environ.setdefault("ANTHROPIC_COMPLIANCE_ACCESS_KEY", FULL_KEY)  # the key is read from the environment only
 from simulator.process import SimulatorProcess  # noqa: E402
@@ -35,6 +42,8 @@ from simulator.process import SimulatorProcess  # noqa: E402
 VOLUME = int(os.environ.get("BENCH_SCALE_VOLUME", "1000000"))
 STEPS = [int(d) for d in os.environ.get("BENCH_SCALE_DAYS", "1,3,7").split(",")]
 FIRST_DAY = date(2026, 11, 2)  # a Monday
+CACHE = os.environ.get("BENCH_SCALE_CACHE")
+ORIGIN = "origin.txt"  # in a cached step: the directory it was built in
 
 
 class PeakMemory:
@@ -103,6 +112,27 @@ def step(figures: dict, name: str) -> float:
     return next((v for k, v in figures["steps"].items() if name in k), 0.0)
 
 
+def newest_run_results() -> Path | None:
+    """run_results.json of the newest dbt invocation (dagster-dbt gives each its own target directory)."""
+    from pipeline.defs.transform.project import DBT_PROJECT_DIR
+
+    found = sorted((DBT_PROJECT_DIR / "target").glob("*/run_results.json"), key=lambda p: p.stat().st_mtime)
+    return found[-1] if found else None
+
+
+def keep_model_timings(name: str) -> None:
+    """Per node of the last dbt invocation: execution seconds and status, slowest first."""
+    path = newest_run_results()
+    if path is None:
+        return
+    results = json.loads(path.read_text())
+    nodes = sorted(((r["execution_time"], r["unique_id"], r["status"]) for r in results["results"]), reverse=True)
+    RESULTS_DIR.mkdir(exist_ok=True)
+    (RESULTS_DIR / f"{name}.json").write_text(json.dumps(
+        {"elapsed_time": results.get("elapsed_time"), "nodes": [{"seconds": round(t, 3), "node": u, "status": s}
+                                                               for t, u, s in nodes]}, indent=1))
+
+
 def main() -> None:
     from pipeline.defs.ingest.assets import raw_activities
     from pipeline.defs.monitors import activity_monitors
@@ -131,19 +161,36 @@ def main() -> None:
         for history in STEPS:
             first, last = FIRST_DAY + timedelta(days=done), FIRST_DAY + timedelta(days=history - 1)
             tags = {ASSET_PARTITION_RANGE_START_TAG: f"{first}-00:00", ASSET_PARTITION_RANGE_END_TAG: f"{last}-23:55"}
-            ingest = timed(instance, [raw_activities, activity_monitors], resources, tags=tags)
-            marts = timed(instance, [dbt_activity_marts, marts_file], resources)
             label = f"history {history} d: +{history - done} d"
-            rows += [
-                (f"{label} ingest run seconds (with monitors)", ingest["seconds"]),
-                (f"{label} ingest peak RSS MB", ingest["rss"]),
-                (f"{label} marts run seconds", marts["seconds"]),
-                (f"{label} marts: Dagster before first step s", marts["before_first_step"]),
-                (f"{label} marts: dbt step s", step(marts, "dbt_activity_marts")),
-                (f"{label} marts: publish step s", step(marts, "marts_file")),
-                (f"{label} marts: events / materializations", f"{marts['events']} / {marts['materializations']}"),
-                (f"{label} marts peak RSS MB (Dagster / dbt)", f"{marts['rss']:.0f} / {marts['dbt_rss']:.0f}"),
-            ]
+            cached = Path(CACHE) / f"{VOLUME}x{history}d" if CACHE else None
+            if cached and cached.exists():
+                for path in tmp.iterdir():
+                    shutil.rmtree(path) if path.is_dir() else path.unlink()
+                for path in cached.iterdir():
+                    (shutil.copytree if path.is_dir() else shutil.copy2)(path, tmp / path.name)
+                # the publisher's record names its files by absolute path: the cached run's directory -> this one
+                state = tmp / ".marts.duckdb.state.json"
+                origin = (cached / ORIGIN).read_text()
+                state.write_text(state.read_text().replace(origin, str(tmp)))
+                rows.append((f"{label}: history reused from", str(cached)))
+            else:
+                ingest = timed(instance, [raw_activities, activity_monitors], resources, tags=tags)
+                marts = timed(instance, [dbt_activity_marts, marts_file], resources)
+                if cached:
+                    cached.mkdir(parents=True)
+                    for path in tmp.iterdir():
+                        (shutil.copytree if path.is_dir() else shutil.copy2)(path, cached / path.name)
+                    (cached / ORIGIN).write_text(str(tmp))
+                rows += [
+                    (f"{label} ingest run seconds (with monitors)", ingest["seconds"]),
+                    (f"{label} ingest peak RSS MB", ingest["rss"]),
+                    (f"{label} marts run seconds", marts["seconds"]),
+                    (f"{label} marts: Dagster before first step s", marts["before_first_step"]),
+                    (f"{label} marts: dbt step s", step(marts, "dbt_activity_marts")),
+                    (f"{label} marts: publish step s", step(marts, "marts_file")),
+                    (f"{label} marts: events / materializations", f"{marts['events']} / {marts['materializations']}"),
+                    (f"{label} marts peak RSS MB (Dagster / dbt)", f"{marts['rss']:.0f} / {marts['dbt_rss']:.0f}"),
+                ]
             done = history
             # Two ticks: the first window of the next day (the previous day's hour files stay: their compaction is a
             # job of its own, measured after the ticks) and the next window (the steady state of the others).
@@ -151,6 +198,7 @@ def main() -> None:
                 window = f"{FIRST_DAY + timedelta(days=history)}-{minute}"
                 tick_ingest = timed(instance, [raw_activities, activity_monitors], resources, partition_key=window)
                 tick_marts = timed(instance, [dbt_activity_marts, marts_file], resources)
+                keep_model_timings(f"scale_tick_{history}d_{kind.replace(' ', '_')}")
                 total = tick_ingest["seconds"] + tick_marts["seconds"]
                 ticks.setdefault(kind, {})[history] = total
                 meta = tick_marts["result"].asset_materializations_for_node("serve__marts_file")[0].metadata

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import sys
 import time
 
@@ -33,7 +34,8 @@ def main() -> None:
     meta = {k: v.value for k, v in result.asset_materializations_for_node("raw__activities")[-1].metadata.items()}
     print(json.dumps({"seconds": elapsed, "step_seconds": stamps["STEP_SUCCESS"] - stamps["STEP_START"],
                       "stored": meta["records_stored"], "fetch_seconds": meta["fetch_seconds"],
-                      "load_seconds": meta["load_seconds"], "peak_rss_mb": peak_rss_mb()}))
+                      "load_seconds": meta["load_seconds"], "peak_rss_mb": peak_rss_mb(),
+                      "cpu_seconds": (lambda u: u.ru_utime + u.ru_stime)(resource.getrusage(resource.RUSAGE_SELF))}))
 
 
 if __name__ == "__main__":

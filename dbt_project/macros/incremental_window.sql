@@ -1,10 +1,14 @@
 {#-
   Window-by-window incremental models (the activity layer and its marts).
 
-  Dagster passes the range to rebuild as vars `min_date` / `max_date` (ISO timestamps, [min, max); one chunk of the
-  windows the ingestion changed, pipeline/warehouse/mart_windows.py). On an incremental run the model first deletes
-  its rows of that range (pre-hook `delete_window`), then appends the range recomputed from the layer below
-  (`window_filter` in its SQL). The range is thus made equal to its sources, also when the ingestion removed or
+  Dagster passes the range to rebuild (ISO timestamps, [min, max); one chunk of the windows the ingestion changed,
+  pipeline/warehouse/mart_windows.py) in the environment, MARTS_WINDOW_MIN_DATE / MARTS_WINDOW_MAX_DATE, read only
+  when the SQL runs: the invocation's command line and vars then stay the same from run to run, so dbt re-uses the
+  project it parsed before (with `--vars`, every 5-minute run re-parsed all of it: ~5 s). Without them, the vars
+  `min_date` / `max_date` (an ad-hoc `dbt build --vars ...`; their defaults cover all time).
+
+  On an incremental run the model first deletes its rows of that range (pre-hook `delete_window`), then appends the
+  range recomputed from the layer below (`window_filter` in its SQL). The range is thus made equal to its sources, also when the ingestion removed or
   re-added rows, and no row outside it is read or written. The filter applies to a (re)creating run too: a full
   refresh recreates the tables with its first chunk and appends the others, so no run ever reads all of history at
   once (memory). The defaults of the vars cover all time (an ad-hoc `dbt build`).
@@ -15,8 +19,29 @@
   history then (`all_history_on_reference_change`).
 -#}
 
+{% macro window_min() -%}
+    {{- return((env_var('MARTS_WINDOW_MIN_DATE', '') if execute else '') or var('min_date')) -}}
+{%- endmacro %}
+
+{% macro window_max() -%}
+    {{- return((env_var('MARTS_WINDOW_MAX_DATE', '') if execute else '') or var('max_date')) -}}
+{%- endmacro %}
+
 {% macro window_bounds() -%}
-    '{{ var("min_date") }}'::timestamptz, '{{ var("max_date") }}'::timestamptz
+    '{{ window_min() }}'::timestamptz, '{{ window_max() }}'::timestamptz
+{%- endmacro %}
+
+{#- Data tests of the window: their `where` (rendered when dbt parses the project, so no var or env var there) names
+    the bounds as `__min_date__` / `__max_date__`, replaced by the range when the test runs. -#}
+{% macro duckdb__get_where_subquery(relation) -%}
+    {%- set where = config.get('where', '') -%}
+    {%- if where -%}
+    {%- set where = where | replace('__min_date__', "'" ~ window_min() ~ "'::timestamptz")
+                          | replace('__max_date__', "'" ~ window_max() ~ "'::timestamptz") -%}
+    {%- do return('(select * from ' ~ relation ~ ' where ' ~ where ~ ') dbt_subquery') -%}
+    {%- else -%}
+    {%- do return(relation) -%}
+    {%- endif -%}
 {%- endmacro %}
 
 {% macro window_filter(column, lookback=none, all_history_on_reference_change=false) -%}
@@ -24,8 +49,8 @@
     {%- if pending and all_history_on_reference_change %}
     -- reference changes to apply: all history
     {%- else %}
-    and ({{ column }} >= '{{ var("min_date") }}'::timestamptz {%- if lookback %} - interval '{{ lookback }}'{% endif %}
-    and {{ column }} < '{{ var("max_date") }}'::timestamptz
+    and ({{ column }} >= '{{ window_min() }}'::timestamptz {%- if lookback %} - interval '{{ lookback }}'{% endif %}
+    and {{ column }} < '{{ window_max() }}'::timestamptz
     {%- if pending %}
     or {{ reference_changed_rows(pending) }}
     {%- endif %})
@@ -36,7 +61,7 @@
     {%- if is_incremental() -%}
     {%- set pending = pending_reference_changes() -%}
     delete from {{ this }}
-    where {{ column }} >= '{{ var("min_date") }}'::timestamptz and {{ column }} < '{{ var("max_date") }}'::timestamptz
+    where {{ column }} >= '{{ window_min() }}'::timestamptz and {{ column }} < '{{ window_max() }}'::timestamptz
     {%- if pending %}
        or {{ reference_changed_rows(pending) }}
     {%- endif %}
@@ -60,7 +85,7 @@
     post-hook's update, e.g. claude_usage's apply_chat_model_changes), which the range and int_activities don't show. -#}
 {% macro rollup_window_filter(rewritten_in=none) -%}
     {%- set pending = pending_reference_changes() %}
-    and (created_at >= '{{ var("min_date") }}'::timestamptz and created_at < '{{ var("max_date") }}'::timestamptz
+    and (created_at >= '{{ window_min() }}'::timestamptz and created_at < '{{ window_max() }}'::timestamptz
     {%- if pending %}
     or created_5min in ({{ rollup_changed_windows(pending) }})
     {%- endif %}
@@ -77,7 +102,7 @@
     {%- if is_incremental() -%}
     {%- set pending = pending_reference_changes() -%}
     delete from {{ this }}
-    where created_5min >= '{{ var("min_date") }}'::timestamptz and created_5min < '{{ var("max_date") }}'::timestamptz
+    where created_5min >= '{{ window_min() }}'::timestamptz and created_5min < '{{ window_max() }}'::timestamptz
     {%- if pending %}
        or created_5min in ({{ rollup_changed_windows(pending) }})
     {%- endif %}
@@ -88,3 +113,34 @@
     select 1 as no_window_to_delete
     {%- endif -%}
 {%- endmacro %}
+
+{#- dbt's relationships test, except that a test with meta `parent_in_window` reads the parent over the window only:
+    for a child whose parent has the same created_at (a mart row and its int_activities row), so that a 5-minute
+    run does not read the parent's whole history. -#}
+{% macro duckdb__test_relationships(model, column_name, to, field) %}
+{%- set in_window = (config.get('meta') or {}).get('parent_in_window', false) %}
+
+with child as (
+    select {{ column_name }} as from_field
+    from {{ model }}
+    where {{ column_name }} is not null
+),
+
+parent as (
+    select {{ field }} as to_field
+    from {{ to }}
+    {%- if in_window %}
+    where created_at >= '{{ window_min() }}'::timestamptz and created_at < '{{ window_max() }}'::timestamptz
+    {%- endif %}
+)
+
+select
+    from_field
+
+from child
+left join parent
+    on child.from_field = parent.to_field
+
+where parent.to_field is null
+
+{% endmacro %}

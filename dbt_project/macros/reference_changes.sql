@@ -37,14 +37,18 @@
     {%- endif -%}
 {%- endmacro %}
 
-{#- (applied_through, upper bound) as text when this incremental run has reference changes to apply, else none. -#}
+{#- (applied_through, upper bound) as text when this incremental run has reference changes to apply, else none.
+    Only changes that rebuild rows count (those reference_changed_rows matches): keys first seen, recorded by nearly
+    every ingestion, would otherwise add `or <changed rows>` to every 5-minute run, a scan of all history. -#}
 {% macro pending_reference_changes() -%}
     {%- if not execute or not is_incremental() or not rebuilds_on_reference_change() -%}{{ return(none) }}{%- endif -%}
+    {%- set applied = "coalesce((select max(applied_through) from intermediate.reference_applied where model = '"
+                      ~ this.name ~ "'), '-infinity'::timestamptz)" -%}
     {%- set result = run_query(
-        "select coalesce((select max(applied_through) from intermediate.reference_applied where model = '"
-        ~ this.name ~ "'), '-infinity'::timestamptz)::varchar, " ~ reference_changes_upper_bound() ~ "::varchar, "
-        ~ reference_changes_upper_bound() ~ " > coalesce((select max(applied_through) from "
-        ~ "intermediate.reference_applied where model = '" ~ this.name ~ "'), '-infinity'::timestamptz)") -%}
+        "select " ~ applied ~ "::varchar, " ~ reference_changes_upper_bound() ~ "::varchar, "
+        ~ "exists (select 1 from intermediate.int_reference_versions where changed_at > " ~ applied
+        ~ " and changed_at <= " ~ reference_changes_upper_bound()
+        ~ " and (change_kind <> 'added' or reference = 'embargoed_regions'))") -%}
     {%- set row = result.rows[0] -%}
     {%- if row[2] -%}{{ return([row[0], row[1]]) }}{%- endif -%}
     {{- return(none) -}}

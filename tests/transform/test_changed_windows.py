@@ -4,12 +4,14 @@ failed run leaves the record untouched so the next run redoes its windows."""
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta, timezone
 
 import dagster as dg
 import duckdb
 
 from pipeline.defs.transform.assets import FORWARD_HORIZON, dbt_activity_marts
+from pipeline.defs.transform.project import DBT_PROJECT_DIR
 from pipeline.warehouse.connection import open_warehouse
 from pipeline.warehouse.mart_windows import read_changes
 from tests.transform.marts_build import copy_warehouse, resources
@@ -35,8 +37,6 @@ def _repull_with_a_late_row(warehouse) -> str:
     late = {"id": "activity_01LateIndexedRow", "created_at": "2026-11-02T09:02:00.000000Z", "type": "sso_login_failed",
             "organization_id": "org_01TestOrg", "organization_uuid": "00000000-0000-4000-8000-000000000001",
             "actor": {"type": "unauthenticated_user_actor", "ip_address": "203.0.113.7"}}
-    import json
-
     with PageSpool(warehouse.parent / ".late-spool") as spool, open_warehouse(warehouse) as conn:
         spool.add([json.loads(r) for r in stored] + [late])
         load_activity_range(conn, spool.files, LATE_START, LATE_END, run_id="test-late-repull",
@@ -77,6 +77,10 @@ def test_reruns_rebuild_nothing_and_a_late_row_rebuilds_only_its_window(built, t
     # nothing changed: the next run rewrites no activity row
     assert dg.materialize([dbt_activity_marts], resources=res).success
     assert _invocations(warehouse) == after
+    # and it re-used the project the previous run parsed (the range is not a var): no full parse of the project
+    log = max((DBT_PROJECT_DIR / "target").glob("dbt_activity_marts-*/dbt.log"), key=lambda p: p.stat().st_mtime)
+    events = [json.loads(line)["info"]["name"] for line in log.read_text().splitlines() if line.startswith("{")]
+    assert "UnableToPartialParse" not in events and "FoundStats" in events
 
 
 def test_a_failed_build_keeps_its_windows_for_the_next_run(built, tmp_path, monkeypatch):

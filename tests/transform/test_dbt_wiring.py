@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import os
 import subprocess
 import sys
 from datetime import datetime, timedelta, timezone
@@ -23,6 +24,7 @@ from pipeline.defs.transform.assets import (
     dbt_vars,
 )
 from pipeline.defs.transform.automation import marts_request_for
+from pipeline.defs.transform.project import dbt_environment
 from pipeline.defs.transform.tags import FIRST_WINDOW_TAG, LAST_WINDOW_TAG
 from pipeline.warehouse.mart_windows import plan_chunks
 from tests.transform.marts_build import copy_warehouse, resources
@@ -56,12 +58,18 @@ def test_a_range_above_the_budget_is_split_and_a_big_window_stays_whole():
     assert covered == list(counts)  # never a window missed
 
 
-def test_chunk_becomes_dbt_vars_and_only_a_full_refresh_recreates():
+def test_chunk_goes_to_the_environment_and_only_a_full_refresh_recreates():
     assert dbt_vars(START, END) == {"min_date": "2026-11-03T10:05:00+00:00", "max_date": "2026-11-03T10:10:00+00:00"}
-    args = build_dbt_args((START, END))
-    assert args == ["build", "--vars",
-                    '{"max_date": "2026-11-03T10:10:00+00:00", "min_date": "2026-11-03T10:05:00+00:00"}']
-    assert build_dbt_args((START, END), full_refresh=True) == [*args, "--full-refresh"]
+    # the range is not on the command line: the same arguments every run, so dbt re-uses its parsed project
+    assert build_dbt_args() == ["build"]
+    assert build_dbt_args(full_refresh=True) == ["build", "--full-refresh"]
+    with dbt_environment("w.duckdb", window=dbt_vars(START, END)):
+        assert os.environ["MARTS_WINDOW_MIN_DATE"] == "2026-11-03T10:05:00+00:00"
+        assert os.environ["MARTS_WINDOW_MAX_DATE"] == "2026-11-03T10:10:00+00:00"
+        with dbt_environment("w.duckdb"):  # no window: all time (the vars' defaults), whatever the caller set
+            assert "MARTS_WINDOW_MIN_DATE" not in os.environ
+        assert os.environ["MARTS_WINDOW_MIN_DATE"] == "2026-11-03T10:05:00+00:00"
+    assert "MARTS_WINDOW_MIN_DATE" not in os.environ
 
 
 def test_dbt_project_declares_the_var_defaults():

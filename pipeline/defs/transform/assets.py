@@ -3,10 +3,10 @@
 - `dbt_activity_marts`: everything tagged `partitioned` (staging and intermediate activities, the 15 activity marts,
   chats, alerts). *Unpartitioned* assets whose run rebuilds exactly the windows the ingestion changed since the last
   marts build (pipeline/warehouse/mart_windows.py), in chunks of at most `COMPLIANCE_MARTS_CHUNK_ACTIVITIES`
-  activities, one `dbt build --vars {min_date, max_date}` per chunk: incremental models delete and rebuild that range
-  only. One materialization per model per run, whatever the number of 5-minute windows (README: Marts, why). Late
-  rows, re-pulls and backfills are all "changed windows"; `full_refresh` (launchpad config) recreates every table
-  and rebuilds all windows, chunk by chunk.
+  activities, one `dbt build` per chunk, its range in the environment (dbt_environment): incremental models delete
+  and rebuild that range only. One materialization per model per run, whatever the number of 5-minute windows
+  (README: Marts, why). Late rows, re-pulls and backfills are all "changed windows"; `full_refresh` (launchpad
+  config) recreates every table and rebuilds all windows, chunk by chunk.
 - `dbt_reference`: seeds (catalog, rules, embargo list, endpoints) and views (dimensions, chats staging, type
   classification). They change with the code, not with the data: automation materializes them when missing or when
   their code version changes, and the marts step builds them itself on a fresh warehouse.
@@ -28,7 +28,7 @@ from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtC
 from pydantic import Field
 
 from pipeline.defs.resources import WarehouseResource
-from pipeline.defs.transform.project import DBT_PROJECT_DIR, dbt_environment, dbt_project
+from pipeline.defs.transform.project import DBT_PROJECT_DIR, dbt_environment, dbt_project, keep_parsed_project
 from pipeline.monitors.alerts import ensure_alerts_table
 from pipeline.monitors.config import load_config
 from pipeline.monitors.dbt_rules import write_macro
@@ -89,11 +89,11 @@ def dbt_vars(start: datetime, end: datetime) -> dict[str, str]:
             "max_date": end.astimezone(timezone.utc).isoformat()}
 
 
-def build_dbt_args(chunk: tuple[datetime, datetime], *, full_refresh: bool = False) -> list[str]:
-    """dbt CLI arguments of one chunk (dagster-dbt adds the selection). A full refresh recreates the tables from its
-    first chunk (the window filter applies to a recreating run too); the later chunks append."""
-    args = ["build", "--vars", json.dumps(dbt_vars(*chunk), sort_keys=True)]
-    return args + ["--full-refresh"] if full_refresh else args
+def build_dbt_args(*, full_refresh: bool = False) -> list[str]:
+    """dbt CLI arguments of one chunk (dagster-dbt adds the selection; the range goes in the environment, so the
+    command line is the same from run to run and dbt re-uses its parsed project). A full refresh recreates the tables
+    from its first chunk (the window filter applies to a recreating run too); the later chunks append."""
+    return ["build", "--full-refresh"] if full_refresh else ["build"]
 
 
 def marts_chunks(changes: ChangedWindows, budget: int, now: datetime) -> list[tuple[datetime, datetime]]:
@@ -221,10 +221,12 @@ def dbt_activity_marts(context: dg.AssetExecutionContext, dbt: DbtCliResource, w
             # A fresh warehouse: the seeds and views this step reads are built first (their own assets will be
             # materialized by automation later; this only makes the step independent of that ordering).
             context.log.info(f"building the reference layer first, missing: {missing}")
-            dbt.cli(["build", "--exclude", f"{PARTITIONED} {UNIT_TESTS}"], raise_on_error=True).wait()
-        for number, chunk in enumerate(chunks, start=1):
-            args = build_dbt_args(chunk, full_refresh=full and number == 1)
-            context.log.info(f"chunk {number}/{len(chunks)}: dbt {' '.join(args)}")
+            keep_parsed_project(dbt.cli(["build", "--exclude", f"{PARTITIONED} {UNIT_TESTS}"],
+                                        raise_on_error=True).wait())
+    for number, chunk in enumerate(chunks, start=1):
+        args = build_dbt_args(full_refresh=full and number == 1)
+        context.log.info(f"chunk {number}/{len(chunks)}: dbt {' '.join(args)} over {dbt_vars(*chunk)}")
+        with dbt_environment(warehouse.path, window=dbt_vars(*chunk)):
             invocation = dbt.cli(args, context=context)
             if number < len(chunks):
                 # Earlier chunks: built and tested on their range (a failing test fails the step); only the last one
@@ -232,6 +234,7 @@ def dbt_activity_marts(context: dg.AssetExecutionContext, dbt: DbtCliResource, w
                 invocation.wait()
             else:
                 yield from invocation.stream()
+        keep_parsed_project(invocation)
     if set(context.selected_asset_keys) != set(context.assets_def.keys):
         # A subset (some models picked in the UI): the other models did not see these windows; the next full run
         # rebuilds them for all.
