@@ -48,7 +48,9 @@ def test_30_day_backfill_is_submitted_as_at_most_31_ranged_runs_covering_every_w
         env = {"COMPLIANCE_API_BASE_URL": sim.base_url, "ANTHROPIC_COMPLIANCE_ACCESS_KEY": FULL_KEY,
                "COMPLIANCE_WAREHOUSE_PATH": str(tmp_path / "warehouse.duckdb"),
                "COMPLIANCE_PARTITIONS_START": "2026-10-01T00:00:00Z", **storage}
-        with DagsterDev(tmp_path / "dagster_home", env, instance_yaml=instance) as dagster:
+        # stop_timeout: at the end the daemon is still writing the planned events of the run's 8,640 partitions,
+        # which `dagster dev` would wait up to 60 s for; this instance is thrown away.
+        with DagsterDev(tmp_path / "dagster_home", env, instance_yaml=instance, stop_timeout=5) as dagster:
             backfill_id = dagster.launch_backfill(["raw", "activities"], "2026-10-02-00:00", "2026-10-31-23:55")
             runs: list[dict] = []
             deadline = time.monotonic() + 720
