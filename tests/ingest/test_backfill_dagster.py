@@ -2,10 +2,15 @@
 daemon, the project's dagster.yaml, on SQLite and on a real PostgreSQL). The run queue is held
 (max_concurrent_runs: 0) so the test measures what the backfill daemon submits without waiting for 30 runs to
 execute; `bench/bench_backfill.py` executes them and reports the wall time. On PostgreSQL, a day's backfill also runs
-through to the marts run the sensor launches after it (the production path: daemon, queue, pools, sensors)."""
+through to the marts run the sensor launches after it (the production path: daemon, queue, pools, sensors).
+
+The three deployments are mostly waiting (dagster dev's start, the daemons' intervals, run processes starting): they
+run side by side, started together when the first test of the module needs them, each on its own instance,
+warehouse, simulator and PostgreSQL database; each test then asserts on its own deployment's outcome."""
 
 from __future__ import annotations
 
+import threading
 import time
 from datetime import datetime, timedelta
 
@@ -33,15 +38,49 @@ def windows_of(runs: list[dict]) -> set[datetime]:
     return covered
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def storage(request) -> dict[str, str]:
-    """Environment of the instance: SQLite (embedded default) or DAGSTER_PG_URL of a real PostgreSQL."""
-    return {} if request.param == "sqlite" else {"DAGSTER_PG_URL": request.getfixturevalue("postgres_url")}
+class Scenario(threading.Thread):
+    """One deployment's scenario run in the background; `outcome()` waits for it and returns its result or raises
+    what it raised (an assertion of the scenario included)."""
+
+    def __init__(self, name: str, target, *args):
+        super().__init__(name=name, daemon=True)
+        self._target_fn, self._args = target, args
+        self.result, self.error = None, None
+
+    def run(self) -> None:
+        try:
+            self.result = self._target_fn(*self._args)
+        except BaseException as exc:  # re-raised in the test that asserts on this scenario
+            self.error = exc
+
+    def outcome(self, timeout: float):
+        self.join(timeout)
+        if self.is_alive():
+            raise TimeoutError(f"scenario {self.name} still running after {timeout}s")
+        if self.error is not None:
+            raise self.error
+        return self.result
 
 
-@pytest.mark.slow
-@pytest.mark.timeout(1200)
-def test_30_day_backfill_is_submitted_as_at_most_31_ranged_runs_covering_every_window(tmp_path, storage):
+@pytest.fixture(scope="module")
+def scenarios(tmp_path_factory, postgres_server) -> dict[str, Scenario]:
+    """The three deployments, started side by side (each on its own instance and PostgreSQL database)."""
+    started = {
+        "sqlite": Scenario("30 days on SQLite", submit_30_day_backfill, tmp_path_factory.mktemp("sqlite_30_days"), {}),
+        "postgres": Scenario("30 days on PostgreSQL", submit_30_day_backfill, tmp_path_factory.mktemp("pg_30_days"),
+                             {"DAGSTER_PG_URL": postgres_server.database("t_backfill_30_days")}),
+        "marts": Scenario("to the marts on PostgreSQL", backfill_to_the_marts, tmp_path_factory.mktemp("pg_marts"),
+                          postgres_server.database("t_backfill_to_the_marts")),
+    }
+    for scenario in started.values():
+        scenario.start()
+    yield started
+    for scenario in started.values():
+        scenario.join(900)
+
+
+def submit_30_day_backfill(tmp_path, storage: dict[str, str]) -> list[dict]:
+    """Launch a 30-day backfill on a held queue; the runs it submitted."""
     instance = instance_yaml(postgres=bool(storage), concurrency__runs__max_concurrent_runs=0)
     args = ["--start", "2026-10-01T00:00:00Z", "--days", "31", "--volume", "300", "--rate-limit", "0"]
     with SimulatorProcess(args) as sim:
@@ -58,7 +97,14 @@ def test_30_day_backfill_is_submitted_as_at_most_31_ranged_runs_covering_every_w
                 time.sleep(3)
                 runs = dagster.runs("dagster/backfill", backfill_id)
             time.sleep(10)  # nothing more is submitted once every window is requested
-            runs = dagster.runs("dagster/backfill", backfill_id)
+            return dagster.runs("dagster/backfill", backfill_id)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1200)
+@pytest.mark.parametrize("storage", ["sqlite", "postgres"])
+def test_30_day_backfill_is_submitted_as_at_most_31_ranged_runs_covering_every_window(scenarios, storage):
+    runs = scenarios[storage].outcome(1100)
     assert 1 <= len(runs) <= 31, len(runs)
     covered = windows_of(runs)
     assert sum(len(windows_of([run])) for run in runs) == len(covered), "two runs cover the same window"
@@ -72,9 +118,9 @@ def marts_runs(dagster: DagsterDev) -> list[dict]:
     return data["runsOrError"]["results"]
 
 
-@pytest.mark.slow
-@pytest.mark.timeout(900)
-def test_on_postgres_a_backfill_runs_through_to_the_marts_the_sensor_launches(tmp_path, postgres_url):
+def backfill_to_the_marts(tmp_path, postgres_url: str) -> tuple[dict, tuple]:
+    """A day's backfill on PostgreSQL through to the marts run the sensor launches; the runs per job in the
+    instance's database and the warehouse's counts."""
     args = ["--start", "2026-10-01T00:00:00Z", "--days", "2", "--volume", "300", "--rate-limit", "0",
             "--chats-per-day", "0"]
     warehouse = tmp_path / "warehouse.duckdb"
@@ -97,12 +143,19 @@ def test_on_postgres_a_backfill_runs_through_to_the_marts_the_sensor_launches(tm
             assert succeeded, f"no marts run started after the backfill and succeeded: {marts_runs(dagster)}"
     with psycopg.connect(postgres_url.replace("+psycopg2", "")) as pg:  # the instance really lives in PostgreSQL
         jobs = dict(pg.execute("SELECT pipeline_name, count(*) FROM runs GROUP BY 1").fetchall())
-    # (the 5-minute schedules also tick while dagster dev runs: more ingest and marts runs than the backfill's)
-    assert jobs.get("refresh_marts", 0) >= 1 and jobs.get("__ASSET_JOB", 0) >= 1
     with duckdb.connect(str(warehouse), read_only=True) as conn:
         backfilled = conn.execute("SELECT count(*) FROM raw.activities WHERE created_at < '2026-10-02'").fetchone()[0]
         raw, distinct = conn.execute("SELECT count(*), count(DISTINCT id) FROM raw.activities").fetchone()
         mart, mart_ids = conn.execute(
             "SELECT count(*), count(DISTINCT activity_id) FROM marts.activity_overview").fetchone()
+    return jobs, (backfilled, raw, distinct, mart, mart_ids)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_on_postgres_a_backfill_runs_through_to_the_marts_the_sensor_launches(scenarios):
+    jobs, (backfilled, raw, distinct, mart, mart_ids) = scenarios["marts"].outcome(850)
+    # (the 5-minute schedules also tick while dagster dev runs: more ingest and marts runs than the backfill's)
+    assert jobs.get("refresh_marts", 0) >= 1 and jobs.get("__ASSET_JOB", 0) >= 1
     # every stored activity once in the mart (the schedules' runs may have stored more than the backfilled day)
     assert backfilled > 0 and raw == distinct and mart == mart_ids == raw, (backfilled, raw, distinct, mart, mart_ids)
