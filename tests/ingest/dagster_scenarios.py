@@ -1,7 +1,8 @@
 """The backfill tests' three Dagster deployments (tests/ingest/test_backfill_dagster.py), each run as a background
-scenario: they are mostly waiting (dagster dev's start, the daemons' 30-second passes, run processes starting), so
-they run side by side, started at collection (tests/conftest.py) so that the wait overlaps the rest of the suite, each
-on its own instance, warehouse, simulator and PostgreSQL database. The tests assert on their outcomes."""
+scenario: they are mostly waiting (the daemons' 30-second passes, run processes starting), so they run side by side,
+each on its own instance, warehouse, simulator and PostgreSQL database. The tests assert on their outcomes.
+They start one after the other: a `dagster dev` starting rewrites the project's dbt manifest (dbt parse), which a
+process loading the definitions at the same moment could read half-written."""
 
 from __future__ import annotations
 
@@ -45,7 +46,7 @@ class Scenario(threading.Thread):
         super().__init__(name=name, daemon=True)
         self._target_fn, self._args = target, args
         self.result, self.error = None, None
-        self.spawned = threading.Event()  # its processes are started (they copied the environment as it was then)
+        self.up = threading.Event()  # its `dagster dev` is up (definitions loaded, manifest written), or it ended
 
     def run(self) -> None:
         try:
@@ -53,7 +54,7 @@ class Scenario(threading.Thread):
         except BaseException as exc:  # re-raised in the test that asserts on this scenario
             self.error = exc
         finally:
-            self.spawned.set()
+            self.up.set()
 
     def outcome(self, timeout: float):
         self.join(timeout)
@@ -125,19 +126,20 @@ def backfill_to_the_marts(scenario: Scenario, tmp_path, postgres_url: str) -> tu
 
 
 class SpawnedDagsterDev(DagsterDev):
-    """DagsterDev telling its scenario when `dagster dev` is started (its first request follows the start)."""
+    """DagsterDev telling its scenario when `dagster dev` is up."""
 
     def __init__(self, scenario: Scenario, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.scenario = scenario
 
-    def graphql(self, query: str, variables: dict | None = None) -> dict:
-        self.scenario.spawned.set()
-        return super().graphql(query, variables)
+    def __enter__(self) -> "SpawnedDagsterDev":
+        super().__enter__()
+        self.scenario.up.set()
+        return self
 
 
 class Scenarios:
-    """The three scenarios, started together on one PostgreSQL server (`server`, None: one of its own)."""
+    """The three scenarios on one PostgreSQL server (`server`, None: one of its own)."""
 
     def __init__(self, server: postgres.PostgresServer | None = None):
         self._stack = ExitStack()
@@ -150,11 +152,10 @@ class Scenarios:
             "marts": Scenario("to the marts on PostgreSQL", backfill_to_the_marts, self._dir("pg_marts"),
                               self.server.database("t_backfill_to_the_marts")),
         }
+        # one `dagster dev` start at a time (the manifest), the marts scenario last (its runs load the definitions)
         for scenario in self.by_name.values():
             scenario.start()
-        # The processes copy the environment when they start: before the first test may change it (monkeypatch).
-        for scenario in self.by_name.values():
-            scenario.spawned.wait(120)
+            scenario.up.wait(300)
 
     def _dir(self, name: str) -> Path:
         path = self._root / name
