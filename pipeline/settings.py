@@ -8,8 +8,10 @@ The API key is held as a secret: never shown, also not in errors.
 
 from __future__ import annotations
 
+import os
 import re
 import urllib.parse
+from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Annotated, Any
@@ -21,6 +23,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DATA_DIR = PROJECT_ROOT / "data"
 
 API_KEY_ENV = "ANTHROPIC_COMPLIANCE_ACCESS_KEY"
+MONITOR_KNOB_PREFIX = "COMPLIANCE_MONITOR__"  # + <MONITOR>__<SETTING>: one variable per monitor setting
 DEFAULT_BASE_URL = "https://api.anthropic.com"
 REPULL_EVERY_ALLOWED = (5, 10, 15, 20, 30, 60)
 # DuckDB's memory_limit syntax: a number and a unit (256MB, 2GB, 1.5GiB).
@@ -103,6 +106,16 @@ def _serving_file_mode(value: str) -> str:
     return value
 
 
+def _serving_file_group(value: str) -> str:
+    from pipeline.warehouse.files import FileModeError, serving_mode
+
+    try:
+        serving_mode({"COMPLIANCE_SERVING_FILE_MODE": "600", "COMPLIANCE_SERVING_FILE_GROUP": value})
+    except FileModeError:
+        raise ValueError("no such group") from None
+    return value.strip()
+
+
 def _multiple_of_5(value: int) -> int:
     if value % 5:
         raise ValueError("not a multiple of 5")
@@ -143,7 +156,7 @@ class PipelineSettings(BaseSettings):
         "COMPLIANCE_SERVING_PATH", "a file path other than COMPLIANCE_WAREHOUSE_PATH", DATA_DIR / "marts.duckdb")
     serving_file_mode: Annotated[str, AfterValidator(_serving_file_mode)] = _setting(
         "COMPLIANCE_SERVING_FILE_MODE", "600, 640 or 660 (octal; nothing for others)", "600")
-    serving_file_group: str | None = _setting(
+    serving_file_group: Annotated[str, AfterValidator(_serving_file_group)] | None = _setting(
         "COMPLIANCE_SERVING_FILE_GROUP", "a group name or id given access to the serving file")
     partitions_start: Annotated[datetime, BeforeValidator(_utc)] = Field(
         default_factory=default_partitions_start, validation_alias="COMPLIANCE_PARTITIONS_START",
@@ -172,6 +185,10 @@ class PipelineSettings(BaseSettings):
         "COMPLIANCE_SERVING_RETAIN_MINUTES", "a number of minutes >= 0", 60.0, ge=0)
     geoip_city_db: Annotated[Path, AfterValidator(_existing_file)] | None = _setting(
         "GEOIP_CITY_DB", "the path of an existing GeoLite2/GeoIP2 City .mmdb file")
+    monitors_config: Annotated[Path, AfterValidator(_existing_file)] | None = _setting(
+        "COMPLIANCE_MONITORS_CONFIG", "the path of an existing YAML or JSON monitors file (pipeline/monitors/README.md)")
+    monitors_embargo_file: Annotated[Path, AfterValidator(_existing_file)] | None = _setting(
+        "COMPLIANCE_MONITORS_EMBARGO_FILE", "the path of an existing embargoed-regions CSV file")
     # A webhook URL is a credential (Slack's carry their token in the path): never in a repr or an error message.
     alert_webhook_url: WebhookUrl | None = _setting("COMPLIANCE_ALERT_WEBHOOK_URL", "an http(s):// URL", repr=False)
     dashboard_host: str = _setting(
@@ -214,6 +231,25 @@ def _describe(field: str) -> str:
 
 _FIELD_BY_ENV = {info.validation_alias: name for name, info in PipelineSettings.model_fields.items()}
 SETTINGS_ENV_VARS: tuple[str, ...] = tuple(_FIELD_BY_ENV)
+
+
+def monitor_knobs(env: Mapping[str, str] | None = None) -> list[tuple[str, str, str, str]]:
+    """The per-monitor variables COMPLIANCE_MONITOR__<MONITOR>__<SETTING> (their names are open-ended, so they are
+    not fields): (variable, monitor, setting, value), monitor and setting lower-case. A malformed name is refused
+    naming the variable; the values are checked by pipeline.monitors.config against the monitor's settings."""
+    env = os.environ if env is None else env
+    knobs, problems = [], []
+    for name, value in sorted(env.items()):
+        if not name.startswith(MONITOR_KNOB_PREFIX):
+            continue
+        parts = name[len(MONITOR_KNOB_PREFIX):].split("__")
+        if len(parts) != 2 or not all(parts):
+            problems.append(f"{name} is not a monitor setting: allowed is {MONITOR_KNOB_PREFIX}<MONITOR>__<SETTING>.")
+            continue
+        knobs.append((name, parts[0].lower(), parts[1].lower(), value))
+    if problems:
+        raise SettingsError("Invalid settings:\n  " + "\n  ".join(problems))
+    return knobs
 
 
 def load_settings() -> PipelineSettings:

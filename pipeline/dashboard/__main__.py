@@ -6,16 +6,15 @@ where alert links point (default http://127.0.0.1:3000).
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 
 from pipeline.dashboard.process import command, dashboard_url
+from pipeline.settings import load_settings
 
 
 def main() -> int:
-    print(f"Dashboards: {dashboard_url()}  (serving file: {os.environ.get('COMPLIANCE_SERVING_PATH') or 'data/marts.duckdb'})",
-          flush=True)
+    print(f"Dashboards: {dashboard_url()}  (serving file: {load_settings().serving_path})", flush=True)
     try:
         return subprocess.call(command())
     except KeyboardInterrupt:

@@ -32,8 +32,12 @@ def open_instance(home: Path):
 
 
 class DagsterDev:
-    def __init__(self, home: Path, env: dict[str, str], *, instance_yaml: str | None = None, port: int | None = None):
+    def __init__(self, home: Path, env: dict[str, str], *, instance_yaml: str | None = None, port: int | None = None,
+                 stop_timeout: float = 60):
+        """`stop_timeout`: how long `dagster dev` may take to stop after SIGINT (its own limit for the daemon is
+        60 s: a backfill iteration in progress is waited for) before what is left is interrupted and killed."""
         self.home = home
+        self.stop_timeout = stop_timeout
         self.env = env
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -69,13 +73,39 @@ class DagsterDev:
 
     def __exit__(self, *exc) -> None:
         if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, 2)  # SIGINT to the group: webserver, daemon and code server stop cleanly
+            # SIGINT to `dagster dev` alone: it stops the webserver and the daemon through their shutdown pipes,
+            # then its code server. (A SIGINT to the whole group also stops the code server at once, which
+            # `dagster dev` then restarts, a fresh definitions load and dbt parse, while it waits for the daemon.)
+            self.proc.send_signal(signal.SIGINT)
             try:
-                self.proc.wait(timeout=60)
+                self.proc.wait(timeout=self.stop_timeout)
             except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, 9)
-                self.proc.wait()
+                pass
+        self._stop_group()
         self._log.close()
+
+    def _stop_group(self, timeout: float = 10) -> None:
+        """SIGINT to what is left of the process group (run workers, and the code server `dagster dev` leaves to
+        its heartbeat timeout), SIGKILL to what is still there after `timeout` seconds."""
+        for sig, wait in ((signal.SIGINT, timeout), (signal.SIGKILL, timeout)):
+            try:
+                os.killpg(self.proc.pid, sig)
+            except ProcessLookupError:
+                break
+            deadline = time.monotonic() + wait
+            while self._group_alive() and time.monotonic() < deadline:
+                time.sleep(0.2)
+        if self.proc.poll() is None:
+            self.proc.wait()
+
+    def _group_alive(self) -> bool:
+        if self.proc.poll() is None:
+            return True
+        try:
+            os.killpg(self.proc.pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
 
     def graphql(self, query: str, variables: dict | None = None) -> dict:
         response = httpx.post(f"{self.url}/graphql", json={"query": query, "variables": variables or {}},

@@ -190,6 +190,14 @@ def bundled_database_path() -> str:
     return geolite2_database()
 
 
+def _configured_database() -> str | None:
+    """GEOIP_CITY_DB, validated with the other settings (an existing file, or an error naming the variable)."""
+    from pipeline.settings import load_settings
+
+    path = load_settings().geoip_city_db
+    return str(path) if path else None
+
+
 class GeoIPLookup:
     """Geolocates IP address strings. Cheap to construct (the file is memory-mapped). Its caches are not
     synchronised: use one instance per thread."""
@@ -200,8 +208,8 @@ class GeoIPLookup:
     def __init__(self, db_path: str | None = None) -> None:
         if db_path:
             source, path = "argument", str(db_path)
-        elif os.environ.get(ENV_VAR):
-            source, path = "env", os.environ[ENV_VAR]
+        elif configured := _configured_database():
+            source, path = "env", configured
         else:
             source, path = "bundled", bundled_database_path()
         self.path, self.source = path, source

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -28,9 +27,11 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from pipeline.settings import MONITOR_KNOB_PREFIX
+
 CONFIG_ENV = "COMPLIANCE_MONITORS_CONFIG"
 EMBARGO_FILE_ENV = "COMPLIANCE_MONITORS_EMBARGO_FILE"
-KNOB_ENV_PREFIX = "COMPLIANCE_MONITOR__"
+KNOB_ENV_PREFIX = MONITOR_KNOB_PREFIX
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 EMBARGO_SEED = PROJECT_ROOT / "dbt_project" / "seeds" / "embargoed_regions.csv"
@@ -513,10 +514,17 @@ def _read_file(path: Path) -> dict:
 
 def load_config(env: Mapping[str, str] | None = None, *, seed_path: Path | None = None) -> MonitorsConfig:
     """Defaults, then the config file (custom rules, then settings), then per-knob environment variables."""
-    env = os.environ if env is None else env
+    from pipeline.settings import load_settings, monitor_knobs
+
+    if env is None:  # the environment, through the settings (validated once, errors naming the variable)
+        settings = load_settings()
+        config_path = str(settings.monitors_config) if settings.monitors_config else None
+        embargo_env = str(settings.monitors_embargo_file) if settings.monitors_embargo_file else None
+    else:
+        config_path, embargo_env = env.get(CONFIG_ENV), env.get(EMBARGO_FILE_ENV)
+    knobs = monitor_knobs(env)
     rules = {r.name: r for r in BUILTIN_RULES}
     data: dict = {}
-    config_path = env.get(CONFIG_ENV)
     if config_path:
         data = _read_file(Path(config_path))
         custom = data.get("custom_rules") or {}
@@ -530,16 +538,15 @@ def load_config(env: Mapping[str, str] | None = None, *, seed_path: Path | None 
             raise ValueError(f"{config_path}: monitors must be a mapping of monitor name -> settings")
         for name, settings in monitors.items():
             _apply(rules, name, settings or {})
-    for key, value in env.items():
-        if key.startswith(KNOB_ENV_PREFIX):
-            parts = key[len(KNOB_ENV_PREFIX):].split("__")
-            if len(parts) != 2:
-                raise ValueError(f"{key}: expected {KNOB_ENV_PREFIX}<MONITOR>__<SETTING>")
-            _apply(rules, parts[0].lower(), {parts[1].lower(): value})
+    for variable, monitor, setting, value in knobs:
+        try:
+            _apply(rules, monitor, {setting: value})
+        except ValueError as exc:
+            raise ValueError(f"{variable}={value!r}: {exc}") from None
     for rule in rules.values():
         rule.validate()
 
-    embargo_file = env.get(EMBARGO_FILE_ENV) or data.get("embargo_file")
+    embargo_file = embargo_env or data.get("embargo_file")
     seed = EMBARGO_SEED if seed_path is None else seed_path
     if data.get("embargo") is not None:
         embargo, source = tuple(_entry(e) for e in data["embargo"]), f"{config_path} (embargo:)"

@@ -48,8 +48,13 @@ def restrict(path: Path, mode: int = PRIVATE_FILE_MODE) -> None:
 
 
 def serving_mode(env: dict | None = None) -> tuple[int, int | None]:
-    """(mode, gid) of the serving file from the environment, validated: no bits for others, no execute bits."""
-    env = os.environ if env is None else env
+    """(mode, gid) of the serving file, validated: no bits for others, no execute bits. From the settings
+    (pipeline.settings, which validate these variables with the others), or from `env` (the settings' own check)."""
+    if env is None:
+        from pipeline.settings import load_settings
+
+        settings = load_settings()
+        env = {SERVING_MODE_ENV: settings.serving_file_mode, SERVING_GROUP_ENV: settings.serving_file_group or ""}
     raw = (env.get(SERVING_MODE_ENV) or "600").strip()
     try:
         mode = int(raw, 8)

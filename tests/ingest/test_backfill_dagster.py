@@ -2,69 +2,34 @@
 daemon, the project's dagster.yaml, on SQLite and on a real PostgreSQL). The run queue is held
 (max_concurrent_runs: 0) so the test measures what the backfill daemon submits without waiting for 30 runs to
 execute; `bench/bench_backfill.py` executes them and reports the wall time. On PostgreSQL, a day's backfill also runs
-through to the marts run the sensor launches after it (the production path: daemon, queue, pools, sensors)."""
+through to the marts run the sensor launches after it (the production path: daemon, queue, pools, sensors).
+
+The three deployments run side by side in the background (tests/ingest/dagster_scenarios.py), started when the
+first test of the module needs them; each test asserts on its own deployment's outcome."""
 
 from __future__ import annotations
 
-import time
-from datetime import datetime, timedelta
+from datetime import datetime
 
-import duckdb
-import psycopg
 import pytest
-from dagster._core.events import DagsterEventType
 
-from simulator.process import SimulatorProcess
-from pipeline.demo.dagster_dev import DagsterDev, open_instance
-from tests.support.postgres import instance_yaml
-from tests.support.sim import FULL_KEY
-
-FMT = "%Y-%m-%d-%H:%M"
-EXPECTED = 30 * 288
+from tests.ingest.dagster_scenarios import EXPECTED, Scenarios, windows_of
 
 
-def windows_of(runs: list[dict]) -> set[datetime]:
-    """The 5-minute windows the runs' partition-range tags cover."""
-    covered = set()
-    for run in runs:
-        tags = {t["key"]: t["value"] for t in run["tags"]}
-        first = datetime.strptime(tags["dagster/asset_partition_range_start"], FMT)
-        last = datetime.strptime(tags["dagster/asset_partition_range_end"], FMT)
-        covered |= {first + timedelta(minutes=5 * i) for i in range(int((last - first).total_seconds() // 300) + 1)}
-    return covered
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def storage(request) -> dict[str, str]:
-    """Environment of the instance: SQLite (embedded default) or DAGSTER_PG_URL of a real PostgreSQL."""
-    return {} if request.param == "sqlite" else {"DAGSTER_PG_URL": request.getfixturevalue("postgres_url")}
+@pytest.fixture(scope="module")
+def scenarios(postgres_server) -> Scenarios:
+    started = Scenarios(postgres_server)
+    yield started
+    started.close()
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(1200)
-def test_30_day_backfill_is_submitted_as_at_most_31_ranged_runs_covering_every_window(tmp_path, storage, monkeypatch):
-    instance = instance_yaml(postgres=bool(storage), concurrency__runs__max_concurrent_runs=0)
-    args = ["--start", "2026-10-01T00:00:00Z", "--days", "31", "--volume", "300", "--rate-limit", "0"]
-    with SimulatorProcess(args) as sim:
-        env = {"COMPLIANCE_API_BASE_URL": sim.base_url, "ANTHROPIC_COMPLIANCE_ACCESS_KEY": FULL_KEY,
-               "COMPLIANCE_WAREHOUSE_PATH": str(tmp_path / "warehouse.duckdb"),
-               "COMPLIANCE_PARTITIONS_START": "2026-10-01T00:00:00Z", **storage}
-        with DagsterDev(tmp_path / "dagster_home", env, instance_yaml=instance) as dagster:
-            backfill_id = dagster.launch_backfill(["raw", "activities"], "2026-10-02-00:00", "2026-10-31-23:55")
-            runs: list[dict] = []
-            deadline = time.monotonic() + 720
-            while time.monotonic() < deadline and len(windows_of(runs)) < EXPECTED:
-                time.sleep(3)
-                runs = dagster.runs("dagster/backfill", backfill_id)
-            time.sleep(10)  # nothing more is submitted once every window is requested
-            runs = dagster.runs("dagster/backfill", backfill_id)
-    for key, value in storage.items():
-        monkeypatch.setenv(key, value)
-    instance = open_instance(tmp_path / "dagster_home")
-    planned = [instance.all_logs(run["runId"], of_type=DagsterEventType.ASSET_MATERIALIZATION_PLANNED)
-               for run in runs]
+@pytest.mark.parametrize("storage", ["sqlite", "postgres"])
+def test_30_day_backfill_is_submitted_as_at_most_31_ranged_runs_covering_every_window(scenarios, storage):
+    runs, planned = scenarios[storage].outcome(1100)
     # the daemon recorded each run's plan as its partition range, not one event per window (pipeline/dagster_instance.py)
-    assert [len(events) for events in planned] == [1] * len(runs), [len(events) for events in planned]
+    assert planned == [1] * len(runs), planned
     assert 1 <= len(runs) <= 31, len(runs)
     covered = windows_of(runs)
     assert sum(len(windows_of([run])) for run in runs) == len(covered), "two runs cover the same window"
@@ -72,43 +37,11 @@ def test_30_day_backfill_is_submitted_as_at_most_31_ranged_runs_covering_every_w
     assert min(covered) == datetime(2026, 10, 2) and max(covered) == datetime(2026, 10, 31, 23, 55)
 
 
-def marts_runs(dagster: DagsterDev) -> list[dict]:
-    data = dagster.graphql("""{ runsOrError(filter: {pipelineName: "refresh_marts"}) {
-        ... on Runs { results { runId status startTime } } } }""")
-    return data["runsOrError"]["results"]
-
-
 @pytest.mark.slow
 @pytest.mark.timeout(900)
-def test_on_postgres_a_backfill_runs_through_to_the_marts_the_sensor_launches(tmp_path, postgres_url):
-    args = ["--start", "2026-10-01T00:00:00Z", "--days", "2", "--volume", "300", "--rate-limit", "0",
-            "--chats-per-day", "0"]
-    warehouse = tmp_path / "warehouse.duckdb"
-    with SimulatorProcess(args) as sim:
-        env = {"COMPLIANCE_API_BASE_URL": sim.base_url, "ANTHROPIC_COMPLIANCE_ACCESS_KEY": FULL_KEY,
-               "COMPLIANCE_WAREHOUSE_PATH": str(warehouse), "COMPLIANCE_SERVING_PATH": str(tmp_path / "marts.duckdb"),
-               "COMPLIANCE_PARTITIONS_START": "2026-10-01T00:00:00Z", "DAGSTER_PG_URL": postgres_url}
-        with DagsterDev(tmp_path / "dagster_home", env, instance_yaml=instance_yaml(postgres=True)) as dagster:
-            backfill_id = dagster.launch_backfill(["raw", "activities"], "2026-10-01-00:00", "2026-10-01-23:55")
-            assert dagster.wait_for_backfill(backfill_id, 600) in ("COMPLETED", "COMPLETED_SUCCESS")
-            backfill_done = time.time()
-            # The sensor launches a marts run after the backfill's run, or leaves it to a marts run already queued
-            # (one the 5-minute schedule's runs triggered): either way a marts run starts after the backfill ended
-            # and rebuilds its windows.
-            succeeded, deadline = [], time.monotonic() + 600
-            while not succeeded and time.monotonic() < deadline:
-                time.sleep(3)
-                succeeded = [r for r in marts_runs(dagster)
-                             if r["status"] == "SUCCESS" and (r["startTime"] or 0) > backfill_done]
-            assert succeeded, f"no marts run started after the backfill and succeeded: {marts_runs(dagster)}"
-    with psycopg.connect(postgres_url.replace("+psycopg2", "")) as pg:  # the instance really lives in PostgreSQL
-        jobs = dict(pg.execute("SELECT pipeline_name, count(*) FROM runs GROUP BY 1").fetchall())
+def test_on_postgres_a_backfill_runs_through_to_the_marts_the_sensor_launches(scenarios):
+    jobs, (backfilled, raw, distinct, mart, mart_ids) = scenarios["marts"].outcome(850)
     # (the 5-minute schedules also tick while dagster dev runs: more ingest and marts runs than the backfill's)
     assert jobs.get("refresh_marts", 0) >= 1 and jobs.get("__ASSET_JOB", 0) >= 1
-    with duckdb.connect(str(warehouse), read_only=True) as conn:
-        backfilled = conn.execute("SELECT count(*) FROM raw.activities WHERE created_at < '2026-10-02'").fetchone()[0]
-        raw, distinct = conn.execute("SELECT count(*), count(DISTINCT id) FROM raw.activities").fetchone()
-        mart, mart_ids = conn.execute(
-            "SELECT count(*), count(DISTINCT activity_id) FROM marts.activity_overview").fetchone()
     # every stored activity once in the mart (the schedules' runs may have stored more than the backfilled day)
     assert backfilled > 0 and raw == distinct and mart == mart_ids == raw, (backfilled, raw, distinct, mart, mart_ids)

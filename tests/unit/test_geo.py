@@ -20,6 +20,7 @@ from pipeline.enrichment.geo import (
     GeoIPLookup,
     bundled_database_path,
 )
+from pipeline.settings import SettingsError
 
 
 @pytest.fixture(scope="module")
@@ -252,10 +253,10 @@ def test_env_var_selects_the_database(monkeypatch):
 def test_env_var_pointing_at_a_missing_file_is_a_clear_error(monkeypatch, tmp_path):
     missing = tmp_path / "GeoLite2-City.mmdb"
     monkeypatch.setenv(ENV_VAR, str(missing))
-    with pytest.raises(GeoIPDatabaseError) as err:
+    with pytest.raises(SettingsError) as err:  # read through pipeline.settings, validated with the others
         GeoIPLookup()
     assert ENV_VAR in str(err.value) and str(missing) in str(err.value)
-    assert "not found" in str(err.value)
+    assert "no such file" in str(err.value)
 
 
 def test_explicit_path_wins_over_env(monkeypatch, tmp_path):

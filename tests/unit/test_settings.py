@@ -149,3 +149,24 @@ def test_delivery_and_resources_read_the_validated_settings(env):
     env("COMPLIANCE_ALERT_RETRY_MAX_SECONDS", "-1")
     with pytest.raises(SettingsError, match="COMPLIANCE_ALERT_RETRY_MAX_SECONDS='-1'"):
         DeliverySettings.from_env()
+
+
+def test_monitor_and_serving_variables_are_validated_naming_the_variable(env, monkeypatch, tmp_path):
+    from pipeline.monitors.config import load_config
+    from pipeline.settings import monitor_knobs
+
+    env("COMPLIANCE_MONITORS_CONFIG", str(tmp_path / "missing.yaml"))
+    env("COMPLIANCE_SERVING_FILE_GROUP", "no-such-group-xyz")
+    with pytest.raises(SettingsError) as err:
+        load_settings()
+    assert "COMPLIANCE_MONITORS_CONFIG=" in str(err.value) and "no such file" in str(err.value)
+    assert "COMPLIANCE_SERVING_FILE_GROUP='no-such-group-xyz'" in str(err.value)
+    with pytest.raises(SettingsError, match="COMPLIANCE_MONITOR__THRESHOLD is not a monitor setting"):
+        monitor_knobs({"COMPLIANCE_MONITOR__THRESHOLD": "3"})
+    monkeypatch.delenv("COMPLIANCE_MONITORS_CONFIG")
+    monkeypatch.delenv("COMPLIANCE_SERVING_FILE_GROUP")
+    env("COMPLIANCE_MONITOR__EXCESSIVE_FAILED_AUTH__THRESHOLD", "twelve")
+    with pytest.raises(ValueError, match="COMPLIANCE_MONITOR__EXCESSIVE_FAILED_AUTH__THRESHOLD='twelve'"):
+        load_config()  # the environment, through the settings
+    env("COMPLIANCE_MONITOR__EXCESSIVE_FAILED_AUTH__THRESHOLD", "12")
+    assert load_config().rule("excessive_failed_auth").threshold == 12
