@@ -14,20 +14,34 @@ os.environ["ANTHROPIC_COMPLIANCE_ACCESS_KEY"] = "sk-ant-api01-sim-full"
 os.environ["COMPLIANCE_API_ALLOWED_HOSTS"] = "127.0.0.1"
 
 DEMO_KEY = pytest.StashKey()  # the live demo process (tests/live), started at collection
+SCENARIOS_KEY = pytest.StashKey()  # the backfill tests' Dagster deployments (tests/ingest/dagster_scenarios.py)
+BACKFILL_TESTS = "tests/ingest/test_backfill_dagster.py"
 
 
+@pytest.hookimpl(trylast=True)  # after -k/-m deselection: only what will run is started
 def pytest_collection_modifyitems(config, items):
-    """The live-demo test runs last but its demo starts now: its minutes of schedule ticks overlap the other tests."""
+    """The live-demo test runs last but its demo starts now: its minutes of schedule ticks overlap the other tests.
+    The same for the backfill tests' Dagster deployments (they run just before it)."""
     live = [item for item in items if item.nodeid.startswith("tests/live/")]
-    if not live:
-        return
-    items[:] = [item for item in items if item not in live] + live
-    from tests.live.demo_process import DemoProcess
+    backfill = [item for item in items if item.nodeid.startswith(BACKFILL_TESTS)]
+    items[:] = [item for item in items if item not in live and item not in backfill] + backfill + live
+    if backfill:
+        from tests.support import postgres
 
-    config.stash[DEMO_KEY] = DemoProcess.start()
+        if postgres.available():  # else the tests' own fixture starts them (and skips without PostgreSQL)
+            from tests.ingest.dagster_scenarios import Scenarios
+
+            config.stash[SCENARIOS_KEY] = Scenarios()
+    if live:
+        from tests.live.demo_process import DemoProcess
+
+        config.stash[DEMO_KEY] = DemoProcess.start()
 
 
 def pytest_unconfigure(config):
     demo = config.stash.get(DEMO_KEY, None)
     if demo is not None:
         demo.interrupt()
+    scenarios = config.stash.get(SCENARIOS_KEY, None)
+    if scenarios is not None:
+        scenarios.close()

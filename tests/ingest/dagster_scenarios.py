@@ -1,8 +1,9 @@
 """The backfill tests' three Dagster deployments (tests/ingest/test_backfill_dagster.py), each run as a background
-scenario: they are mostly waiting (the daemons' 30-second passes, run processes starting), so they run side by side,
-each on its own instance, warehouse, simulator and PostgreSQL database. The tests assert on their outcomes.
-They start one after the other: a `dagster dev` starting rewrites the project's dbt manifest (dbt parse), which a
-process loading the definitions at the same moment could read half-written."""
+scenario: they are mostly waiting (dagster dev's start, the daemons' 30-second passes, run processes starting), so
+they run side by side, started at collection (tests/conftest.py) so that the wait overlaps the rest of the suite, each
+on its own instance, warehouse, simulator and PostgreSQL database. The tests assert on their outcomes. (A `dagster dev`
+starting re-parses the dbt project; the parse replaces the manifest atomically, pipeline/defs/transform/project.py,
+so the other tests' processes never read it half-written.)"""
 
 from __future__ import annotations
 
@@ -46,7 +47,7 @@ class Scenario(threading.Thread):
         super().__init__(name=name, daemon=True)
         self._target_fn, self._args = target, args
         self.result, self.error = None, None
-        self.up = threading.Event()  # its `dagster dev` is up (definitions loaded, manifest written), or it ended
+        self.spawned = threading.Event()  # its processes are started (they copied the environment as it was then)
 
     def run(self) -> None:
         try:
@@ -54,7 +55,7 @@ class Scenario(threading.Thread):
         except BaseException as exc:  # re-raised in the test that asserts on this scenario
             self.error = exc
         finally:
-            self.up.set()
+            self.spawned.set()
 
     def outcome(self, timeout: float):
         self.join(timeout)
@@ -134,20 +135,19 @@ def backfill_to_the_marts(scenario: Scenario, tmp_path, postgres_url: str) -> tu
 
 
 class SpawnedDagsterDev(DagsterDev):
-    """DagsterDev telling its scenario when `dagster dev` is up."""
+    """DagsterDev telling its scenario when `dagster dev` is started (its first request follows the start)."""
 
     def __init__(self, scenario: Scenario, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.scenario = scenario
 
-    def __enter__(self) -> "SpawnedDagsterDev":
-        super().__enter__()
-        self.scenario.up.set()
-        return self
+    def graphql(self, query: str, variables: dict | None = None) -> dict:
+        self.scenario.spawned.set()
+        return super().graphql(query, variables)
 
 
 class Scenarios:
-    """The three scenarios on one PostgreSQL server (`server`, None: one of its own)."""
+    """The three scenarios, started together on one PostgreSQL server (`server`, None: one of its own)."""
 
     def __init__(self, server: postgres.PostgresServer | None = None):
         self._stack = ExitStack()
@@ -160,10 +160,11 @@ class Scenarios:
             "marts": Scenario("to the marts on PostgreSQL", backfill_to_the_marts, self._dir("pg_marts"),
                               self.server.database("t_backfill_to_the_marts")),
         }
-        # one `dagster dev` start at a time (the manifest), the marts scenario last (its runs load the definitions)
         for scenario in self.by_name.values():
             scenario.start()
-            scenario.up.wait(300)
+        # The processes copy the environment when they start: before the first test may change it (monkeypatch).
+        for scenario in self.by_name.values():
+            scenario.spawned.wait(120)
 
     def _dir(self, name: str) -> Path:
         path = self._root / name

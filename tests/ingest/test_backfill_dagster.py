@@ -4,8 +4,8 @@ daemon, the project's dagster.yaml, on SQLite and on a real PostgreSQL). The run
 execute; `bench/bench_backfill.py` executes them and reports the wall time. On PostgreSQL, a day's backfill also runs
 through to the marts run the sensor launches after it (the production path: daemon, queue, pools, sensors).
 
-The three deployments run side by side in the background (tests/ingest/dagster_scenarios.py), started when the
-first test of the module needs them; each test asserts on its own deployment's outcome."""
+The deployments run in the background from the start of the suite (tests/ingest/dagster_scenarios.py, started at
+collection by tests/conftest.py); each test asserts on its own deployment's outcome."""
 
 from __future__ import annotations
 
@@ -13,14 +13,19 @@ from datetime import datetime
 
 import pytest
 
+from tests.conftest import SCENARIOS_KEY
 from tests.ingest.dagster_scenarios import EXPECTED, Scenarios, windows_of
 
 
 @pytest.fixture(scope="module")
-def scenarios(postgres_server) -> Scenarios:
-    started = Scenarios(postgres_server)
-    yield started
-    started.close()
+def scenarios(request) -> Scenarios:
+    """The scenarios started at collection, or (PostgreSQL not available then) started now on the session's server."""
+    started = request.config.stash.get(SCENARIOS_KEY, None)
+    if started is not None:
+        return started
+    started = Scenarios(request.getfixturevalue("postgres_server"))
+    request.addfinalizer(started.close)
+    return started
 
 
 @pytest.mark.slow

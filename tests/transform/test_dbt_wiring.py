@@ -204,3 +204,27 @@ def test_fresh_warehouse_builds_before_any_alert_or_chat_exists(tmp_path):
     with duckdb.connect(str(warehouse), read_only=True) as conn:
         assert conn.execute("SELECT count(*) FROM marts.alerts").fetchone()[0] == 0
         assert conn.execute("SELECT count(*) FROM marts.chats").fetchone()[0] == 0
+
+
+def test_a_parse_renames_the_new_manifest_into_place(tmp_path):
+    """`dagster dev` re-parses on start while other processes may be loading the definitions: the new manifest is
+    renamed into target/ (a new file, never the old one rewritten in place) and no scratch folder is left."""
+    import json
+    import shutil
+
+    from dagster_dbt import DbtProject
+
+    from pipeline.defs.transform.project import DBT_PROJECT_DIR, prepare
+
+    project_dir = tmp_path / "dbt_project"
+    shutil.copytree(DBT_PROJECT_DIR, project_dir, ignore=shutil.ignore_patterns("target", "logs"))
+    (project_dir / "target").mkdir()
+    old = project_dir / "target" / "manifest.json"
+    shutil.copyfile(DBT_PROJECT_DIR / "target" / "manifest.json", old)
+    before = old.stat().st_ino
+    project = DbtProject(project_dir=project_dir, profiles_dir=project_dir, target="local")
+    with dbt_environment(str(tmp_path / "warehouse.duckdb")):
+        prepare(project)
+    assert old.stat().st_ino != before
+    assert json.loads(old.read_text())["metadata"]["dbt_schema_version"]
+    assert [p.name for p in (project_dir / "target").iterdir() if p.name.startswith(".parse-")] == []

@@ -36,12 +36,12 @@ def main() -> int:
         return 0
     # Parse with the warehouse settings the runs will use: dbt re-parses the whole project when an env var read by
     # profiles.yml differs from the parse that wrote the partial-parse state.
-    from pipeline.defs.transform.project import dbt_environment
+    from pipeline.defs.transform.project import dbt_environment, prepare
     from pipeline.config import Settings
 
     settings = Settings.from_env()
     with dbt_environment(str(settings.warehouse_path)):
-        project.preparer.prepare(project)
+        prepare(project)
     print(f"dbt manifest: {project.manifest_path} ({time.monotonic() - started:.1f} s)")
     return 0
 

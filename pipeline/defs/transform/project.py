@@ -6,6 +6,7 @@ import importlib.metadata
 import os
 import shutil
 import sys
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache, cached_property
@@ -14,12 +15,14 @@ from pathlib import Path
 from packaging import version
 
 from dagster_dbt import DbtCliResource, DbtProject
+from dagster_dbt.dbt_project import run_with_concurrent_update_guard, using_dagster_dev
 
 from pipeline.config import PROJECT_ROOT
 
 DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
 
 _VENV_BIN = Path(sys.executable).parent
+PARTIAL_PARSE = "partial_parse.msgpack"
 
 
 def _put_venv_dbt_on_path() -> None:
@@ -35,10 +38,33 @@ def _load_dbt_project() -> DbtProject:
     project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR, target="local")
     # Under `dagster dev` the manifest is rebuilt on start; elsewhere `make setup` builds it
     # (python -m pipeline.defs.transform.prepare). A checkout that skipped setup still loads: parse once here.
-    project.prepare_if_dev()
-    if not Path(project.manifest_path).exists():
-        project.preparer.prepare(project)
+    if using_dagster_dev() or not Path(project.manifest_path).exists():
+        prepare(project)
     return project
+
+
+def prepare(project: DbtProject) -> None:
+    """`dbt parse` into a folder of its own, then its files renamed into target/, the manifest last: a process that
+    loads the definitions while another one parses (a run or the CLI while `dagster dev` starts, two deployments
+    starting at once) reads the previous manifest or the new one, never a half-written file (dagster-dbt's own
+    preparer writes target/ in place). Parses are serialized by dagster-dbt's lock beside the manifest."""
+    _put_venv_dbt_on_path()
+    target = Path(project.manifest_path).parent
+    target.mkdir(parents=True, exist_ok=True)
+
+    def parse() -> None:
+        scratch = Path(tempfile.mkdtemp(prefix=".parse-", dir=target))
+        try:
+            if (target / PARTIAL_PARSE).exists():  # start from the previous parse, as dbt does in target/
+                shutil.copyfile(target / PARTIAL_PARSE, scratch / PARTIAL_PARSE)
+            DbtCliResource(project_dir=project).cli(["parse", "--quiet"], target_path=scratch).wait()
+            for name in (PARTIAL_PARSE, "semantic_manifest.json", "manifest.json"):
+                if (scratch / name).exists():
+                    os.replace(scratch / name, target / name)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+    run_with_concurrent_update_guard(Path(project.manifest_path), parse)
 
 
 def __getattr__(name: str) -> DbtProject:
