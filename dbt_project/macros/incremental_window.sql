@@ -81,34 +81,29 @@
     select distinct created_5min from {{ ref('int_activities') }} where {{ reference_changed_rows(pending) }}
 {%- endmacro %}
 
-{#- `rewritten_in` (a mart): also the windows of the rows this dbt invocation rewrote there outside the range (a
-    post-hook's update, e.g. claude_usage's apply_chat_model_changes), which the range and int_activities don't show. -#}
-{% macro rollup_window_filter(rewritten_in=none) -%}
-    {%- set pending = pending_reference_changes() %}
-    and (created_at >= '{{ window_min() }}'::timestamptz and created_at < '{{ window_max() }}'::timestamptz
+{#- The windows a rollup run recomputes, as a condition on created_5min (the same for the rows it deletes and the
+    mart rows it reads; the range starts and ends on 5-minute boundaries): the range, the windows holding changed
+    references, and with `rewritten_in` (a mart) the windows of the rows this dbt invocation rewrote there outside
+    the range (a post-hook's update, e.g. claude_usage's apply_chat_model_changes), which the range and
+    int_activities don't show. -#}
+{% macro rollup_windows(rewritten_in=none) -%}
+    {%- set pending = pending_reference_changes() -%}
+    (created_5min >= '{{ window_min() }}'::timestamptz and created_5min < '{{ window_max() }}'::timestamptz
     {%- if pending %}
     or created_5min in ({{ rollup_changed_windows(pending) }})
     {%- endif %}
     {%- if rewritten_in and is_incremental() %}
-    or created_5min in ({{ rollup_rewritten_windows(rewritten_in) }})
+    or created_5min in (select distinct created_5min from {{ rewritten_in }} where dbt_invocation_id = '{{ invocation_id }}')
     {%- endif %})
 {%- endmacro %}
 
-{% macro rollup_rewritten_windows(relation) -%}
-    select distinct created_5min from {{ relation }} where dbt_invocation_id = '{{ invocation_id }}'
+{% macro rollup_window_filter(rewritten_in=none) -%}
+    and {{ rollup_windows(rewritten_in) }}
 {%- endmacro %}
 
 {% macro delete_rollup_window(rewritten_in=none) -%}
     {%- if is_incremental() -%}
-    {%- set pending = pending_reference_changes() -%}
-    delete from {{ this }}
-    where created_5min >= '{{ window_min() }}'::timestamptz and created_5min < '{{ window_max() }}'::timestamptz
-    {%- if pending %}
-       or created_5min in ({{ rollup_changed_windows(pending) }})
-    {%- endif %}
-    {%- if rewritten_in %}
-       or created_5min in ({{ rollup_rewritten_windows(rewritten_in) }})
-    {%- endif %}
+    delete from {{ this }} where {{ rollup_windows(rewritten_in) }}
     {%- else -%}
     select 1 as no_window_to_delete
     {%- endif -%}

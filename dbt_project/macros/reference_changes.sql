@@ -81,7 +81,8 @@
 {#- claude_usage shows a chat's model from the chats data (by chat id), which the chats ingestion may store or
     re-fetch after the chat's events were built. Post-hook of claude_usage: the rows of the chats changed since it
     last applied them take the chat's model (what a rebuild gives: the chat's model wins over the event's), then the
-    newest chat change is recorded as applied. Cost: the chats changed since the last run, not history. -#}
+    newest chat change is recorded as applied. Rows rewritten: those of the chats changed since the last run (finding
+    them probes claude_usage's chat_id column). -#}
 {% macro apply_chat_model_changes() -%}
     {%- set key = this.name ~ ':chat_model' -%}
     {%- if is_incremental() -%}

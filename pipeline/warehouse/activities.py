@@ -461,40 +461,16 @@ class Enricher:
         self.geo_database = f"{Path(str(info.get('path'))).name}@{info.get('build_epoch')}"
 
     def enrich_new_values(self, conn: duckdb.DuckDBPyConnection, now: datetime) -> tuple[int, int]:
-        ips = [r[0] for r in conn.execute("""
-            SELECT DISTINCT ip_address FROM staged_activities s
-            WHERE ip_address IS NOT NULL
-              AND NOT EXISTS (SELECT 1 FROM enrichment.ip_geolocation g WHERE g.ip = s.ip_address)
-        """).fetchall()]
-        # IPs geolocated with another database (GEOIP_CITY_DB now points at a newer one): looked up again once and
-        # replaced, so monitors and marts see today's answer (the marts rebuild those IPs' rows: docs/reference-changes.md)
-        outdated = [r[0] for r in conn.execute("""
-            SELECT ip FROM enrichment.ip_geolocation GROUP BY ip
-            HAVING arg_max(geo_database, enriched_at) IS DISTINCT FROM $db
-        """, {"db": self.geo_database}).fetchall()]
-        if outdated:
-            conn.execute("DELETE FROM enrichment.ip_geolocation WHERE ip IN (SELECT unnest($ips))", {"ips": outdated})
+        ips = _new_values(conn, "ip_address", "ip_geolocation", "ip")
         new_ips = len(ips)
-        ips += outdated
+        ips += _outdated(conn, "ip_geolocation", "ip", "geo_database", self.geo_database)
         if ips:
             _insert_rows(conn, "ip_geolocation", [
                 {**{c: getattr(i, c) for c in GEO_COLUMNS}, "geo_database": self.geo_database}
                 for i in self.geo.lookup_many(ips)], now)
-        uas = [r[0] for r in conn.execute("""
-            SELECT DISTINCT user_agent FROM staged_activities s
-            WHERE user_agent IS NOT NULL
-              AND NOT EXISTS (SELECT 1 FROM enrichment.user_agents u WHERE u.user_agent = s.user_agent)
-        """).fetchall()]
-        # user agents parsed by another parser (rules or ua-parser upgraded): parsed again once and replaced, like IPs
-        outdated = [r[0] for r in conn.execute("""
-            SELECT user_agent FROM enrichment.user_agents GROUP BY user_agent
-            HAVING arg_max(ua_parser, enriched_at) IS DISTINCT FROM $parser
-        """, {"parser": self.ua_parser}).fetchall()]
-        if outdated:
-            conn.execute("DELETE FROM enrichment.user_agents WHERE user_agent IN (SELECT unnest($uas))",
-                         {"uas": outdated})
+        uas = _new_values(conn, "user_agent", "user_agents", "user_agent")
         new_uas = len(uas)
-        uas += outdated
+        uas += _outdated(conn, "user_agents", "user_agent", "ua_parser", self.ua_parser)
         if uas:
             rows = []
             for ua in uas:
@@ -503,6 +479,28 @@ class Enricher:
                              "ua_parser": self.ua_parser})
             _insert_rows(conn, "user_agents", rows, now)
         return new_ips, new_uas
+
+
+def _new_values(conn: duckdb.DuckDBPyConnection, column: str, table: str, key: str) -> list[str]:
+    """The staged values of `column` the dimension enrichment.`table` does not hold yet."""
+    return [r[0] for r in conn.execute(f"""
+        SELECT DISTINCT {column} FROM staged_activities s
+        WHERE {column} IS NOT NULL
+          AND NOT EXISTS (SELECT 1 FROM enrichment.{table} d WHERE d.{key} = s.{column})
+    """).fetchall()]
+
+
+def _outdated(conn: duckdb.DuckDBPyConnection, table: str, key: str, source_column: str, source: str) -> list[str]:
+    """Keys of enrichment.`table` answered by another source than `source` (GEOIP_CITY_DB now points at a newer
+    database; the user-agent rules or ua-parser were upgraded): removed here, to be looked up again once, so monitors
+    and marts see today's answer (the marts rebuild those keys' rows: docs/reference-changes.md)."""
+    outdated = [r[0] for r in conn.execute(f"""
+        SELECT {key} FROM enrichment.{table} GROUP BY {key}
+        HAVING arg_max({source_column}, enriched_at) IS DISTINCT FROM $source
+    """, {"source": source}).fetchall()]
+    if outdated:
+        conn.execute(f"DELETE FROM enrichment.{table} WHERE {key} IN (SELECT unnest($keys))", {"keys": outdated})
+    return outdated
 
 
 def _insert_rows(conn: duckdb.DuckDBPyConnection, table: str, rows: list[dict], now: datetime) -> None:
