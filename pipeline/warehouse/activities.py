@@ -273,11 +273,12 @@ def _load_range(conn, files, start, end, *, run_id, fetched_at, traversal, enric
             SELECT EXISTS (SELECT 1 FROM staged WHERE reason IS NULL AND id IN (SELECT id FROM existing_ids))
         """).fetchone()[0]
         result.conflicts = _stage_conflicting_duplicates(conn, all_files, params) if redelivered else 0
+        stored_before = conn.execute("SELECT count(*) FROM existing_ids").fetchone()[0]
         result.removed = conn.execute("""
             DELETE FROM raw.activities
             WHERE created_at >= $start AND created_at < $end
               AND id IN (SELECT id FROM existing_ids EXCEPT SELECT id FROM staged WHERE reason IS NULL)
-        """, params).fetchone()[0]
+        """, params).fetchone()[0] if stored_before else 0  # a first load of the range (a backfill) removes nothing
         result.stored = conn.execute(
             "SELECT count(*) FROM raw.activities WHERE created_at >= $start AND created_at < $end", params
         ).fetchone()[0]
