@@ -261,8 +261,9 @@ def _load_range(conn, files, start, end, *, run_id, fetched_at, traversal, enric
         all_files: list[str] = []
         for number, batch in enumerate(_batches(files, pages_per_batch)):
             all_files += batch
-            # While pages still arrive the load only has to keep pace, on one thread (a third less CPU for the same
-            # rows than two, and the fetch keeps a core); what is left once the fetch is over gets every thread.
+            # While pages still arrive the load only has to keep pace, on one thread (a 1M-activity day from files:
+            # 9.5 CPU s instead of 12.1 on two, and the fetch keeps a core); what is left after the last page gets
+            # every thread.
             fetching = isinstance(files, _PageFeed) and not files.over
             conn.execute(f"SET threads = {1 if fetching else threads}")
             result.inserted += _load_batch(conn, number, batch, start, end, fetched_at, run_id)
