@@ -45,10 +45,12 @@ _KEY_FIELD_TYPES = {"$.id": "VARCHAR", "$.created_at": "VARCHAR", "$.type": "VAR
 _ROW = """f[1], f[3], created_at, f[4], f[5], f[6], f[7], f[8], f[9], f[10], f[11], f[12], f[13], json,
           $start, $end, $fetched_at, $run_id, hash(json)"""
 
-# Pages per load statement (~500k activities, half a busy day). A day in one statement left the whole load for after
-# the last page; two batches load the first half beside the fetch (1M-activity day on 2 cores: 36 s -> 21 s after the
-# last page, peak RSS 436 -> 438 MB); 50-page batches passed 500 MB. Memory stays within DuckDB's limit either way.
-PAGES_PER_BATCH = 100
+# Pages per load statement when the pages are all there (a list of files): ~100k activities. Fed while fetching
+# (`fetch_and_load`), the load takes whatever pages arrived while it loaded the previous batch, at least
+# MIN_PAGES_PER_BATCH (each batch scans the ids staged before it) and at most PAGES_PER_BATCH (memory): it keeps pace
+# with the fetch, so after the last page only the pages of one short batch are left to load.
+PAGES_PER_BATCH = 20
+MIN_PAGES_PER_BATCH = 8
 
 
 @dataclass
@@ -170,17 +172,21 @@ def _records(source: str, paths: list[str], types: dict[str, str] = _KEY_FIELD_T
                     FROM ({source})))"""
 
 
-def _staged_valid(files: list[str]) -> str:
+def _staged_valid(files: list[str], any_invalid: bool = True) -> str:
     """SQL of the records of a staged batch (`$batch`) the staging pass found valid, with their fields `f` (all
     `_PATHS`) and `created_at`: the staging pass's verdict, not a second one. A record is invalid exactly when the
     same text was staged with a reason (a tiny set: matched by hash, then text), so this pass parses each record
-    once (the id's type check of `_records` is a second parse: a fifth of the load)."""
-    return f"""
-        SELECT r.json, r.f, r.f[2]::TIMESTAMPTZ AS created_at
-        FROM (SELECT json, json_extract_string(json, {_PATHS!r}) AS f FROM ({_pages(files)})) r
-        LEFT JOIN (SELECT payload_hash, payload FROM staged WHERE batch = $batch AND reason IS NOT NULL) bad
-               ON bad.payload_hash = hash(r.json) AND bad.payload = r.json
-        WHERE bad.payload_hash IS NULL"""
+    once (the id's type check of `_records` is a second parse: a fifth of the load). `any_invalid=False` (the batch's
+    pages hold no invalid record, the common case) leaves the match out."""
+    valid = f"""SELECT json, json_extract_string(json, {_PATHS!r}) AS f FROM ({_pages(files)})"""
+    if any_invalid:
+        valid = f"""
+            SELECT r.json, r.f
+            FROM ({valid}) r
+            LEFT JOIN (SELECT payload_hash, payload FROM staged WHERE batch = $batch AND reason IS NOT NULL) bad
+                   ON bad.payload_hash = hash(r.json) AND bad.payload = r.json
+            WHERE bad.payload_hash IS NULL"""
+    return f"SELECT json, f, f[2]::TIMESTAMPTZ AS created_at FROM ({valid})"
 
 
 def _pages(files: list[str]) -> str:
@@ -200,6 +206,9 @@ def _sql_list(files: list[str]) -> str:
 
 
 def _batches(files: Iterable[str], size: int) -> Iterator[list[str]]:
+    if isinstance(files, _PageFeed):
+        yield from files.batches(size)
+        return
     batch: list[str] = []
     for path in files:
         batch.append(path)
@@ -223,16 +232,19 @@ def load_activity_range(conn: duckdb.DuckDBPyConnection, files: Iterable[str], s
     # The validity filter must stay above the projection that parses each record once: pushed below it, DuckDB
     # repeats the JSON extraction for every reference to a field (3x slower). Set outside the transaction: a SET
     # inside an aborted one fails and would hide the load's real error.
-    previous = conn.execute("SELECT current_setting('disabled_optimizers')").fetchone()[0]
+    previous, threads = conn.execute(
+        "SELECT current_setting('disabled_optimizers'), current_setting('threads')").fetchone()
     conn.execute(f"SET disabled_optimizers = '{','.join(filter(None, [previous, 'filter_pushdown']))}'")
     try:
         return _load_range(conn, files, start, end, run_id=run_id, fetched_at=fetched_at, traversal=traversal,
-                           enricher=enricher, pages_per_batch=pages_per_batch)
+                           enricher=enricher, pages_per_batch=pages_per_batch, threads=int(threads))
     finally:
         conn.execute(f"SET disabled_optimizers = '{previous}'")
+        conn.execute(f"SET threads = {int(threads)}")
 
 
-def _load_range(conn, files, start, end, *, run_id, fetched_at, traversal, enricher, pages_per_batch) -> LoadResult:
+def _load_range(conn, files, start, end, *, run_id, fetched_at, traversal, enricher, pages_per_batch,
+                threads: int) -> LoadResult:
     result = LoadResult()
     params = {"start": start, "end": end}
     conn.execute("BEGIN TRANSACTION")
@@ -249,6 +261,11 @@ def _load_range(conn, files, start, end, *, run_id, fetched_at, traversal, enric
         all_files: list[str] = []
         for number, batch in enumerate(_batches(files, pages_per_batch)):
             all_files += batch
+            # While pages still arrive the load only has to keep pace, on one thread (a 1M-activity day from files:
+            # 9.5 CPU s instead of 12.1 on two, and the fetch keeps a core); what is left after the last page gets
+            # every thread.
+            fetching = isinstance(files, _PageFeed) and not files.over
+            conn.execute(f"SET threads = {1 if fetching else threads}")
             result.inserted += _load_batch(conn, number, batch, start, end, fetched_at, run_id)
         result.duplicates = conn.execute(
             "SELECT count(*) - count(DISTINCT id) FROM staged WHERE reason IS NULL").fetchone()[0]
@@ -257,11 +274,12 @@ def _load_range(conn, files, start, end, *, run_id, fetched_at, traversal, enric
             SELECT EXISTS (SELECT 1 FROM staged WHERE reason IS NULL AND id IN (SELECT id FROM existing_ids))
         """).fetchone()[0]
         result.conflicts = _stage_conflicting_duplicates(conn, all_files, params) if redelivered else 0
+        stored_before = conn.execute("SELECT count(*) FROM existing_ids").fetchone()[0]
         result.removed = conn.execute("""
             DELETE FROM raw.activities
             WHERE created_at >= $start AND created_at < $end
               AND id IN (SELECT id FROM existing_ids EXCEPT SELECT id FROM staged WHERE reason IS NULL)
-        """, params).fetchone()[0]
+        """, params).fetchone()[0] if stored_before else 0  # a first load of the range (a backfill) removes nothing
         result.stored = conn.execute(
             "SELECT count(*) FROM raw.activities WHERE created_at >= $start AND created_at < $end", params
         ).fetchone()[0]
@@ -309,21 +327,33 @@ def _load_batch(conn, number: int, files: list[str], start, end, fetched_at, run
         """, {"batch": number})
     # Ids of this batch not to insert in bulk: already stored or delivered by an earlier batch, or repeated within
     # this batch (at-least-once delivery, rare), whose first copy is inserted separately. (A record staged with a
-    # reason, e.g. wrong-typed, is left out of the bulk insert by `_staged_valid` itself.)
+    # reason, e.g. wrong-typed, is left out of the bulk insert by `_staged_valid` itself.) The batch's ids are the
+    # small side of the semi join: the earlier ones (up to the whole range) are only scanned.
     conn.execute("""
         CREATE OR REPLACE TEMP TABLE batch_skip AS
-        SELECT id, n > 1 AND NOT seen AS take_first
-        FROM (SELECT id, n, id IN (SELECT id FROM existing_ids
-                                   UNION ALL SELECT id FROM staged WHERE batch < $batch AND reason IS NULL) AS seen
-              FROM (SELECT id, count(*) AS n FROM staged WHERE batch = $batch AND reason IS NULL GROUP BY id))
-        WHERE n > 1 OR seen
+        WITH batch_ids AS (SELECT id, count(*) AS n FROM staged WHERE batch = $batch AND reason IS NULL GROUP BY id),
+             seen AS (SELECT id FROM batch_ids SEMI JOIN (
+                          SELECT id FROM existing_ids
+                          UNION ALL SELECT id FROM staged WHERE batch < $batch AND reason IS NULL) earlier USING (id))
+        SELECT id, n > 1 AND id NOT IN (SELECT id FROM seen) AS take_first
+        FROM batch_ids WHERE n > 1 OR id IN (SELECT id FROM seen)
     """, {"batch": number})
+    # Only the pages holding a record to insert are read again (a rerun or a re-pull of stored windows: few or none).
+    to_read, any_skipped, any_invalid = conn.execute("""
+        SELECT list(DISTINCT filename) FILTER (WHERE reason IS NULL AND id NOT IN (SELECT id FROM batch_skip)),
+               EXISTS (SELECT 1 FROM batch_skip),
+               bool_or(reason IS NOT NULL AND filename IS NOT NULL)
+        FROM staged WHERE batch = $batch
+    """, {"batch": number}).fetchone()
     row_params = {**params, "fetched_at": fetched_at, "run_id": run_id}
-    inserted = conn.execute(f"""
-        INSERT INTO raw.activities
-        SELECT {_ROW} FROM ({_staged_valid(files)}) r
-        WHERE f[1] NOT IN (SELECT id FROM batch_skip)  -- not NOT EXISTS: 1.7x the CPU here
-    """, {**row_params, "batch": number}).fetchone()[0]
+    inserted = 0
+    if to_read:
+        skip = "WHERE f[1] NOT IN (SELECT id FROM batch_skip)  -- not NOT EXISTS: 1.7x the CPU here" if any_skipped else ""
+        inserted = conn.execute(f"""
+            INSERT INTO raw.activities
+            SELECT {_ROW} FROM ({_staged_valid(sorted(to_read, key=files.index), bool(any_invalid))}) r
+            {skip}
+        """, {**row_params, **({"batch": number} if any_invalid else {})}).fetchone()[0]
     repeated_in = [r[0] for r in conn.execute("""
         SELECT DISTINCT filename FROM staged s JOIN batch_skip k ON k.take_first AND k.id = s.id
         WHERE s.batch = $batch
@@ -544,25 +574,59 @@ class _FetchFailed(Exception):
     """Ends the load's file feed when the fetch failed: the load rolls back, the fetch's own error is raised."""
 
 
+class _PageFeed:
+    """Page files handed from the fetch to the load's thread. Iterated, one file at a time; `batches(most)`: every
+    file that arrived while the previous batch was loading (at least MIN_PAGES_PER_BATCH unless the fetch is over,
+    at most `most`), so the load keeps pace with the fetch instead of falling a fixed batch behind."""
+
+    def __init__(self) -> None:
+        self._queue: queue.Queue = queue.Queue()
+        self.over = False  # the fetch has ended: every page was handed over
+
+    def put(self, item) -> None:
+        self._queue.put(item)
+
+    def _take(self, block: bool):
+        item = self._queue.get(block=block)
+        if isinstance(item, _FetchFailed):
+            raise item
+        return item
+
+    def __iter__(self) -> Iterator[str]:
+        while (item := self._take(True)) is not None:
+            yield item
+
+    def batches(self, most: int) -> Iterator[list[str]]:
+        batch: list[str] = []
+        over = False
+        while not over:
+            while len(batch) < most:
+                try:  # wait for the minimum; beyond it take only what is already there
+                    item = self._take(block=len(batch) < MIN_PAGES_PER_BATCH)
+                except queue.Empty:
+                    break
+                if item is None:
+                    over = self.over = True
+                    break
+                batch.append(item)
+            if batch:
+                yield batch
+                batch = []
+
+
 def fetch_and_load(pages: Iterable, spool: PageSpool,
                    load: Callable[[Iterable[str], TraversalStats], LoadResult]) -> tuple[TraversalStats, LoadResult]:
     """Spool `pages` in this thread while `load(files, traversal)` (e.g. load_activity_range) runs in another one,
     fed each page file as it is written: DuckDB parses a batch while the next pages are still on the wire (the
     fetch mostly waits on the API). Logging and the fetch stay in the calling thread; the connection is used by the
     load's thread only. A failure on either side rolls the load back and is raised here."""
-    feed: queue.Queue = queue.Queue()
+    feed = _PageFeed()
     stats = TraversalStats()
     outcome: dict = {}
 
-    def files() -> Iterator[str]:
-        while (item := feed.get()) is not None:
-            if isinstance(item, _FetchFailed):
-                raise item
-            yield item
-
     def run() -> None:
         try:
-            outcome["result"] = load(files(), stats)
+            outcome["result"] = load(feed, stats)
         except BaseException as exc:
             outcome["error"] = exc
 

@@ -233,3 +233,35 @@ def test_user_agents_parsed_by_another_parser_are_parsed_again_once(conn, tmp_pa
     before = snapshot(conn)["enrichment.user_agents"]
     load(conn, tmp_path, [[activity(i, i) for i in range(40, 50)]], run_id="run-3", enricher=enricher)
     assert snapshot(conn)["enrichment.user_agents"] == before
+
+
+def test_pages_fed_while_fetching_load_in_batches_of_what_arrived_and_store_what_a_list_load_stores(tmp_path):
+    """The feed of `fetch_and_load`: a batch waits for MIN_PAGES_PER_BATCH pages unless the fetch is over, takes at
+    most the batch size, each page once and in order; repeats across and within batches, invalid records and a
+    conflicting version end as they do when the same pages are loaded as one list."""
+    from pipeline.warehouse.activities import MIN_PAGES_PER_BATCH, _PageFeed
+
+    feed = _PageFeed()
+    for name in [f"p{i}" for i in range(MIN_PAGES_PER_BATCH + 5)] + [None]:
+        feed.put(name)
+    sizes = [len(b) for b in feed.batches(MIN_PAGES_PER_BATCH + 2)]
+    assert sizes == [MIN_PAGES_PER_BATCH + 2, 3]
+
+    records = [activity(i, i) for i in range(400)]
+    changed = {**records[5], "type": "claude_chat_deleted"}  # another version of an id: quarantined, first kept
+    bodies = pages_of(records, 25) + [[records[24], records[24], "not an object", changed]]
+    snapshots = []
+    for name, batch_size in (("list", 1000), ("feed", 3)):
+        with open_warehouse(tmp_path / f"{name}.duckdb") as conn, PageSpool(tmp_path / name) as spool:
+            for body in bodies:
+                spool.add(body)
+            files = spool.files
+            if name == "feed":
+                files = _PageFeed()
+                for path in spool.files + [None]:
+                    files.put(path)
+            result = load_activity_range(conn, files, START, END, run_id="r", fetched_at=NOW,
+                                         traversal=TraversalStats(pages=len(bodies)), pages_per_batch=batch_size)
+            assert (result.stored, result.duplicates, result.conflicts, result.quarantined) == (400, 3, 1, 2)
+            snapshots.append(snapshot(conn))
+    assert snapshots[0] == snapshots[1]
