@@ -14,8 +14,11 @@ BENCH_SCALE_CACHE=dir keeps the warehouse and serving files of each history step
 dir/<volume>x<days>d and reuses them on the next run instead of ingesting and building that history again (the
 rows say which steps were reused). The per-model dbt timings of each tick's last invocation (run_results.json) are
 kept in bench/results/scale_tick_<days>d_<kind>.json. BENCH_SCALE_BUILD_ONLY=1 (with a cache) builds the next
-missing step only, from the largest cached one, and stops without ticks: a 7-day history is built in pieces that each
-fit a bench-lock hold (run it again for the next step), and the ticks are measured in a run of their own.
+missing step only, from the largest cached one, one day per ingestion and marts run (as the daily schedule does),
+and stops without ticks: a 7-day history is built in pieces that each fit a bench-lock hold (run it again for the
+next step), and the ticks are measured in a run of their own. (A marts run over several 1M-activity days publishes
+every day but the newest as one whole-day file, a sort of the day's rows at the default 256MB memory limit: the
+publish step ran out of memory there.)
 BENCH_SCALE_COMPACTION=0 leaves out the closed day's compaction after the ticks (its own job, never part of a tick):
 the ticks on 1, 3 and 7 days then fit one hold.
 """
@@ -114,6 +117,16 @@ def timed(instance, assets, resources, **kwargs) -> dict:
     return figures
 
 
+def combined(runs: list[dict]) -> dict:
+    """The figures of consecutive runs as one: times and counts added, peak memory the highest."""
+    total = {k: sum(r[k] for r in runs) for k in ("seconds", "before_first_step", "events", "materializations")}
+    total.update(rss=max(r["rss"] for r in runs), dbt_rss=max(r["dbt_rss"] for r in runs), steps={})
+    for r in runs:
+        for key, seconds in r["steps"].items():
+            total["steps"][key] = total["steps"].get(key, 0.0) + seconds
+    return total
+
+
 def step(figures: dict, name: str) -> float:
     return next((v for k, v in figures["steps"].items() if name in k), 0.0)
 
@@ -183,7 +196,6 @@ def main() -> None:
         done = 0
         for history in steps:
             first, last = FIRST_DAY + timedelta(days=done), FIRST_DAY + timedelta(days=history - 1)
-            tags = {ASSET_PARTITION_RANGE_START_TAG: f"{first}-00:00", ASSET_PARTITION_RANGE_END_TAG: f"{last}-23:55"}
             label = f"history {history} d: +{history - done} d"
             cached = cached_step(history)
             if cached and cached.exists():
@@ -197,8 +209,17 @@ def main() -> None:
                 state.write_text(state.read_text().replace(origin, str(tmp)))
                 rows.append((f"{label}: history reused from", str(cached)))
             else:
-                ingest = timed(instance, [raw_activities, activity_monitors], resources, tags=tags)
-                marts = timed(instance, [dbt_activity_marts, marts_file], resources)
+                # BUILD_ONLY: a day per ingestion and marts run, as the daily schedule builds history (a marts run
+                # over several 1M-activity days publishes the older ones as whole-day files: see the docstring)
+                days_of_step = [(FIRST_DAY + timedelta(days=d),) * 2 for d in range(done, history)] if BUILD_ONLY \
+                    else [(first, last)]
+                ingests, martses = [], []
+                for day_first, day_last in days_of_step:
+                    ingests.append(timed(instance, [raw_activities, activity_monitors], resources, tags={
+                        ASSET_PARTITION_RANGE_START_TAG: f"{day_first}-00:00",
+                        ASSET_PARTITION_RANGE_END_TAG: f"{day_last}-23:55"}))
+                    martses.append(timed(instance, [dbt_activity_marts, marts_file], resources))
+                ingest, marts = combined(ingests), combined(martses)
                 if cached:
                     cached.mkdir(parents=True)
                     for path in tmp.iterdir():
