@@ -13,7 +13,14 @@ subprocess (sampled every 0.2 s). Ratios, not absolute times: 7-day tick / 1-day
 BENCH_SCALE_CACHE=dir keeps the warehouse and serving files of each history step (before its ticks) under
 dir/<volume>x<days>d and reuses them on the next run instead of ingesting and building that history again (the
 rows say which steps were reused). The per-model dbt timings of each tick's last invocation (run_results.json) are
-kept in bench/results/scale_tick_<days>d_<kind>.json.
+kept in bench/results/scale_tick_<days>d_<kind>.json. BENCH_SCALE_BUILD_ONLY=1 (with a cache) builds the next
+missing step only, from the largest cached one, one day per ingestion and marts run (as the daily schedule does),
+and stops without ticks: a 7-day history is built in pieces that each fit a bench-lock hold (run it again for the
+next step), and the ticks are measured in a run of their own. (A marts run over several 1M-activity days publishes
+every day but the newest as one whole-day file, a sort of the day's rows at the default 256MB memory limit: the
+publish step ran out of memory there.)
+BENCH_SCALE_COMPACTION=0 leaves out the closed day's compaction after the ticks (its own job, never part of a tick):
+the ticks on 1, 3 and 7 days then fit one hold.
 """
 
 from __future__ import annotations
@@ -43,6 +50,8 @@ VOLUME = int(os.environ.get("BENCH_SCALE_VOLUME", "1000000"))
 STEPS = [int(d) for d in os.environ.get("BENCH_SCALE_DAYS", "1,3,7").split(",")]
 FIRST_DAY = date(2026, 11, 2)  # a Monday
 CACHE = os.environ.get("BENCH_SCALE_CACHE")
+BUILD_ONLY = os.environ.get("BENCH_SCALE_BUILD_ONLY", "") not in ("", "0")
+COMPACTION = os.environ.get("BENCH_SCALE_COMPACTION", "1") not in ("", "0")
 ORIGIN = "origin.txt"  # in a cached step: the directory it was built in
 
 
@@ -108,6 +117,16 @@ def timed(instance, assets, resources, **kwargs) -> dict:
     return figures
 
 
+def combined(runs: list[dict]) -> dict:
+    """The figures of consecutive runs as one: times and counts added, peak memory the highest."""
+    total = {k: sum(r[k] for r in runs) for k in ("seconds", "before_first_step", "events", "materializations")}
+    total.update(rss=max(r["rss"] for r in runs), dbt_rss=max(r["dbt_rss"] for r in runs), steps={})
+    for r in runs:
+        for key, seconds in r["steps"].items():
+            total["steps"][key] = total["steps"].get(key, 0.0) + seconds
+    return total
+
+
 def step(figures: dict, name: str) -> float:
     return next((v for k, v in figures["steps"].items() if name in k), 0.0)
 
@@ -133,6 +152,20 @@ def keep_model_timings(name: str) -> None:
                                                                for t, u, s in nodes]}, indent=1))
 
 
+def cached_step(history: int) -> Path | None:
+    return Path(CACHE) / f"{VOLUME}x{history}d" if CACHE else None
+
+
+def steps_to_run() -> list[int]:
+    """All steps; with BUILD_ONLY the largest cached step (reused) and the next missing one (built)."""
+    if not BUILD_ONLY:
+        return STEPS
+    assert CACHE, "BENCH_SCALE_BUILD_ONLY needs BENCH_SCALE_CACHE"
+    cached = [h for h in STEPS if cached_step(h).exists()]
+    missing = [h for h in STEPS if h > max(cached, default=0) and not cached_step(h).exists()]
+    return cached[-1:] + missing[:1]
+
+
 def main() -> None:
     from pipeline.defs.ingest.assets import raw_activities
     from pipeline.defs.monitors import activity_monitors
@@ -142,7 +175,10 @@ def main() -> None:
     from pipeline.defs.transform.assets import dbt_activity_marts, dbt_reference
     from pipeline.defs.transform.project import dbt_resource
 
-    days = max(STEPS)
+    steps = steps_to_run()
+    if not steps:
+        return
+    days = max(steps)
     args = ["--start", f"{FIRST_DAY}T00:00:00Z", "--days", str(days + 1), "--volume", str(VOLUME),
             "--rate-limit", "0", "--late-share", "0", "--chats-per-day", "0"]
     rows: list[tuple[str, object]] = [("activities per day (simulator volume)", VOLUME)]
@@ -158,11 +194,10 @@ def main() -> None:
         instance = dg.DagsterInstance.ephemeral()
         assert dg.materialize([dbt_reference], resources=resources, instance=instance).success
         done = 0
-        for history in STEPS:
+        for history in steps:
             first, last = FIRST_DAY + timedelta(days=done), FIRST_DAY + timedelta(days=history - 1)
-            tags = {ASSET_PARTITION_RANGE_START_TAG: f"{first}-00:00", ASSET_PARTITION_RANGE_END_TAG: f"{last}-23:55"}
             label = f"history {history} d: +{history - done} d"
-            cached = Path(CACHE) / f"{VOLUME}x{history}d" if CACHE else None
+            cached = cached_step(history)
             if cached and cached.exists():
                 for path in tmp.iterdir():
                     shutil.rmtree(path) if path.is_dir() else path.unlink()
@@ -174,8 +209,17 @@ def main() -> None:
                 state.write_text(state.read_text().replace(origin, str(tmp)))
                 rows.append((f"{label}: history reused from", str(cached)))
             else:
-                ingest = timed(instance, [raw_activities, activity_monitors], resources, tags=tags)
-                marts = timed(instance, [dbt_activity_marts, marts_file], resources)
+                # BUILD_ONLY: a day per ingestion and marts run, as the daily schedule builds history (a marts run
+                # over several 1M-activity days publishes the older ones as whole-day files: see the docstring)
+                days_of_step = [(FIRST_DAY + timedelta(days=d),) * 2 for d in range(done, history)] if BUILD_ONLY \
+                    else [(first, last)]
+                ingests, martses = [], []
+                for day_first, day_last in days_of_step:
+                    ingests.append(timed(instance, [raw_activities, activity_monitors], resources, tags={
+                        ASSET_PARTITION_RANGE_START_TAG: f"{day_first}-00:00",
+                        ASSET_PARTITION_RANGE_END_TAG: f"{day_last}-23:55"}))
+                    martses.append(timed(instance, [dbt_activity_marts, marts_file], resources))
+                ingest, marts = combined(ingests), combined(martses)
                 if cached:
                     cached.mkdir(parents=True)
                     for path in tmp.iterdir():
@@ -192,6 +236,8 @@ def main() -> None:
                     (f"{label} marts peak RSS MB (Dagster / dbt)", f"{marts['rss']:.0f} / {marts['dbt_rss']:.0f}"),
                 ]
             done = history
+            if BUILD_ONLY:
+                continue
             # Two ticks: the first window of the next day (the previous day's hour files stay: their compaction is a
             # job of its own, measured after the ticks) and the next window (the steady state of the others).
             for minute, kind in (("00:00", "first of day"), ("00:05", "steady")):
@@ -218,6 +264,8 @@ def main() -> None:
                     (f"{name}: peak RSS MB (Dagster / dbt)",
                      f"{max(tick_ingest['rss'], tick_marts['rss']):.0f} / {tick_marts['dbt_rss']:.0f}"),
                 ]
+            if not COMPACTION:
+                continue
             # The closed day's compaction: its own run (hourly job), never part of a tick; readers never wait for it.
             with PeakMemory() as memory:
                 started = time.perf_counter()
@@ -230,7 +278,7 @@ def main() -> None:
         if len(by_history) > 1:
             rows.append((f"tick ({kind}) ratio {max(by_history)} d / {min(by_history)} d (target <= 1.3)",
                          by_history[max(by_history)] / by_history[min(by_history)]))
-    report("scale", rows)
+    report("scale_build" if BUILD_ONLY else "scale", rows)
 
 
 if __name__ == "__main__":

@@ -85,15 +85,23 @@
     mart rows it reads; the range starts and ends on 5-minute boundaries): the range, the windows holding changed
     references, and with `rewritten_in` (a mart) the windows of the rows this dbt invocation rewrote there outside
     the range (a post-hook's update, e.g. claude_usage's apply_chat_model_changes), which the range and
-    int_activities don't show. -#}
+    int_activities don't show: the post-hook lists them in intermediate.rewritten_windows. Each `or` is written only
+    when it has windows to add: the range alone is a filter DuckDB prunes by zone maps, with an `or` the whole mart
+    is read. -#}
 {% macro rollup_windows(rewritten_in=none) -%}
     {%- set pending = pending_reference_changes() -%}
+    {%- set rewritten -%}
+        select created_5min from intermediate.rewritten_windows
+        where model = '{{ rewritten_in.identifier if rewritten_in else '' }}' and dbt_invocation_id = '{{ invocation_id }}'
+    {%- endset -%}
+    {%- set has_rewritten = rewritten_in and execute and is_incremental()
+                            and run_query("select exists (" ~ rewritten ~ ")").rows[0][0] -%}
     (created_5min >= '{{ window_min() }}'::timestamptz and created_5min < '{{ window_max() }}'::timestamptz
     {%- if pending %}
     or created_5min in ({{ rollup_changed_windows(pending) }})
     {%- endif %}
-    {%- if rewritten_in and is_incremental() %}
-    or created_5min in (select distinct created_5min from {{ rewritten_in }} where dbt_invocation_id = '{{ invocation_id }}')
+    {%- if has_rewritten %}
+    or created_5min in ({{ rewritten }})
     {%- endif %})
 {%- endmacro %}
 

@@ -21,6 +21,11 @@
         applied_through    timestamptz,
         dbt_invocation_id  varchar,
         applied_at         timestamptz
+    );
+    create table if not exists intermediate.rewritten_windows (
+        model              varchar,
+        dbt_invocation_id  varchar,
+        created_5min       timestamptz
     )
 {%- endmacro %}
 
@@ -81,20 +86,29 @@
 {#- claude_usage shows a chat's model from the chats data (by chat id), which the chats ingestion may store or
     re-fetch after the chat's events were built. Post-hook of claude_usage: the rows of the chats changed since it
     last applied them take the chat's model (what a rebuild gives: the chat's model wins over the event's), then the
-    newest chat change is recorded as applied. Rows rewritten: those of the chats changed since the last run (finding
-    them probes claude_usage's chat_id column). -#}
+    newest chat change is recorded as applied. The 5-minute windows of the rewritten rows go to
+    intermediate.rewritten_windows (this invocation's id): claude_usage_chats_5min recomputes them and the marts build
+    records them for the serving publish (pipeline/warehouse/mart_windows.py), without scanning the mart. Cost: a
+    look at the chats changed since the last run; only when there are some, a probe of claude_usage's chat_id
+    column (the rows of those chats, anywhere in history). -#}
 {% macro apply_chat_model_changes() -%}
     {%- set key = this.name ~ ':chat_model' -%}
-    {%- if is_incremental() -%}
-    update {{ this }} as usage
-    set model = changed_chats.model, dbt_invocation_id = '{{ invocation_id }}'
-    from (
+    {%- set changed_chats -%}
         select chat_id, model
         from {{ ref('stg_chats') }}
         where model is not null and chat_changed_at > coalesce(
             (select max(applied_through) from intermediate.reference_applied where model = '{{ key }}'),
             '-infinity'::timestamptz)
-    ) as changed_chats
+    {%- endset -%}
+    {%- if execute and is_incremental() and run_query("select exists (" ~ changed_chats ~ ")").rows[0][0] -%}
+    insert into intermediate.rewritten_windows
+    select distinct '{{ this.name }}', '{{ invocation_id }}', usage.created_5min
+    from {{ this }} as usage
+    inner join ({{ changed_chats }}) as changed_chats on usage.chat_id = changed_chats.chat_id
+    where usage.model is distinct from changed_chats.model;
+    update {{ this }} as usage
+    set model = changed_chats.model, dbt_invocation_id = '{{ invocation_id }}'
+    from ({{ changed_chats }}) as changed_chats
     where usage.chat_id = changed_chats.chat_id and usage.model is distinct from changed_chats.model;
     {% endif -%}
     insert or replace into intermediate.reference_applied

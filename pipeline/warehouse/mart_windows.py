@@ -109,8 +109,8 @@ def record_build(conn: duckdb.DuckDBPyConnection, changes: ChangedWindows,
         conn.execute("INSERT INTO transform.mart_windows SELECT *, ? FROM built", [built_at])
         conn.execute("DROP TABLE built")
         conn.executemany("INSERT INTO transform.mart_builds VALUES (?, ?, ?, ?)",
-                         [(start, end, changes.full, built_at) for start, end in chunks if end > start]
-                         or [(built_at, built_at, changes.full, built_at)])
+                         [(start, end, changes.full, built_at) for start, end in chunks + rewritten_windows(conn)
+                          if end > start] or [(built_at, built_at, changes.full, built_at)])
         if changes.watermark is not None:
             conn.execute("DELETE FROM transform.mart_watermark")
             conn.execute("INSERT INTO transform.mart_watermark VALUES (?, ?)", [changes.watermark, built_at])
@@ -118,6 +118,20 @@ def record_build(conn: duckdb.DuckDBPyConnection, changes: ChangedWindows,
     except BaseException:
         conn.execute("ROLLBACK")
         raise
+
+
+def rewritten_windows(conn: duckdb.DuckDBPyConnection) -> list[tuple[datetime, datetime]]:
+    """Windows a post-hook rewrote outside the built ranges (claude_usage: a chat's new model), listed by dbt in
+    intermediate.rewritten_windows: taken (deleted) here, so that the build's record, and the serving publish that
+    follows it, covers them. Call inside the recording transaction."""
+    exists = conn.execute("SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() "
+                          "AND schema_name = 'intermediate' AND table_name = 'rewritten_windows'").fetchone()[0]
+    if not exists:
+        return []
+    windows = [r[0] for r in conn.execute("SELECT DISTINCT created_5min FROM intermediate.rewritten_windows "
+                                          "WHERE created_5min IS NOT NULL ORDER BY 1").fetchall()]
+    conn.execute("DELETE FROM intermediate.rewritten_windows")
+    return _merge((w, w + WINDOW) for w in windows)
 
 
 def forget_builds(conn: duckdb.DuckDBPyConnection) -> None:

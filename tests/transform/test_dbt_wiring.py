@@ -26,7 +26,7 @@ from pipeline.defs.transform.assets import (
 from pipeline.defs.transform.automation import marts_request_for
 from pipeline.defs.transform.project import dbt_environment
 from pipeline.defs.transform.tags import FIRST_WINDOW_TAG, LAST_WINDOW_TAG
-from pipeline.warehouse.mart_windows import plan_chunks
+from pipeline.warehouse.mart_windows import ChangedWindows, plan_chunks, record_build
 from tests.transform.marts_build import copy_warehouse, resources
 
 UTC = timezone.utc
@@ -56,6 +56,22 @@ def test_a_range_above_the_budget_is_split_and_a_big_window_stays_whole():
     assert chunks == [(W(10, 0), W(10, 10)), (W(10, 10), W(10, 15)), (W(10, 15), W(10, 20))]
     covered = [w for w in counts if any(s <= w < e for s, e in chunks)]
     assert covered == list(counts)  # never a window missed
+
+
+def test_a_build_records_the_windows_a_post_hook_rewrote_outside_its_range():
+    """claude_usage's post-hook lists the windows it rewrote (a chat's new model, anywhere in history): the build's
+    record takes them as rewritten ranges (the serving publish exports their days again) and empties the list."""
+    at = datetime(2026, 11, 2, 10, tzinfo=timezone.utc)
+    with duckdb.connect() as conn:
+        conn.execute("CREATE SCHEMA intermediate; CREATE TABLE intermediate.rewritten_windows "
+                     "(model VARCHAR, dbt_invocation_id VARCHAR, created_5min TIMESTAMPTZ)")
+        conn.executemany("INSERT INTO intermediate.rewritten_windows VALUES ('claude_usage', 'i', ?)",
+                         [[at], [at + timedelta(minutes=5)], [at + timedelta(days=1)]])
+        chunk = (at + timedelta(days=2), at + timedelta(days=2, minutes=5))
+        record_build(conn, ChangedWindows(), [chunk], at + timedelta(days=3))
+        assert conn.execute("SELECT range_start, range_end FROM transform.mart_builds ORDER BY 1").fetchall() == [
+            (at, at + timedelta(minutes=10)), (at + timedelta(days=1), at + timedelta(days=1, minutes=5)), chunk]
+        assert conn.execute("SELECT count(*) FROM intermediate.rewritten_windows").fetchone()[0] == 0
 
 
 def test_chunk_goes_to_the_environment_and_only_a_full_refresh_recreates():

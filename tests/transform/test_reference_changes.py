@@ -191,6 +191,12 @@ def test_claude_usage_follows_a_chat_s_new_model(wh, changed):
     got = wh.execute("SELECT list(DISTINCT model), count(*) FROM marts.claude_usage WHERE chat_id = ?",
                      [changed["chat_id"]]).fetchone()
     assert got[0] == ["claude-test-model-9"] and got[1] > 0
+    # the windows of the rewritten rows are listed for the rollup and the serving publish (not found by a scan)
+    listed = wh.execute("SELECT list(DISTINCT created_5min ORDER BY created_5min) FROM intermediate.rewritten_windows "
+                        "WHERE model = 'claude_usage' AND dbt_invocation_id = (SELECT dbt_invocation_id FROM "
+                        "intermediate.reference_applied WHERE model = 'claude_usage:chat_model')").fetchone()[0]
+    assert listed == wh.execute("SELECT list(DISTINCT created_5min ORDER BY created_5min) FROM marts.claude_usage "
+                                "WHERE chat_id = ?", [changed["chat_id"]]).fetchone()[0]
     assert wh.execute("SELECT list(DISTINCT model) FROM marts.chats WHERE chat_id = ?",
                       [changed["chat_id"]]).fetchone()[0] == ["claude-test-model-9"]
 
