@@ -7,7 +7,8 @@ the marts run from launch to success, split into queue + Dagster before the firs
 step, and the events the run recorded. Before this design the same run took 526 s and recorded 16,417
 materializations (19 dbt assets x 864 five-minute partitions); target <= 30 s.
 
-    python -m bench bench_refresh_marts       (BENCH_REFRESH_VOLUME per day, default 10,560: ~31,700 in 3 days)
+    python -m bench bench_refresh_marts       (BENCH_REFRESH_VOLUME per day, default 10,560: ~31,700 in 3 days;
+                                               BENCH_REFRESH_STORAGE=sqlite|postgres: one instance storage only)
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ os.environ.setdefault("ANTHROPIC_COMPLIANCE_ACCESS_KEY", FULL_KEY)  # the key is
 from simulator.process import SimulatorProcess  # noqa: E402
 
 VOLUME = int(os.environ.get("BENCH_REFRESH_VOLUME", "10560"))
+STORAGES = os.environ.get("BENCH_REFRESH_STORAGE", "sqlite,postgres").split(",")  # one of them only: sqlite|postgres
 FIRST, LAST = "2026-11-02", "2026-11-04"
 
 
@@ -96,9 +98,10 @@ def main() -> None:
             "--chats-per-day", "0"]
     results = {}
     with SimulatorProcess(args, startup_timeout=300) as sim:
-        with tempfile.TemporaryDirectory() as tmp:
-            results["sqlite"] = measure(sim.base_url, Path(tmp), {})
-        if postgres.available():
+        if "sqlite" in STORAGES:
+            with tempfile.TemporaryDirectory() as tmp:
+                results["sqlite"] = measure(sim.base_url, Path(tmp), {})
+        if "postgres" in STORAGES and postgres.available():
             with postgres.postgres_server() as server, tempfile.TemporaryDirectory() as tmp:
                 results["postgres"] = measure(sim.base_url, Path(tmp), {"DAGSTER_PG_URL": server.database()})
     rows: list[tuple[str, object]] = [("activities per day (simulator volume), days", f"{VOLUME:,} x 3"),
