@@ -2,11 +2,13 @@
 instance on SQLite and on a real PostgreSQL (deploy/postgres.sh): Dagster's bookkeeping beside dbt's own time.
 
 Setup (not measured): the simulator's 3 days ingested into a fresh warehouse (ranged run) and the reference layer
-built. Measured: the marts run from launch to success, split into queue + Dagster before the first step, the dbt step,
-the publish step, and the events the run recorded. Before this design the same run took 526 s and recorded 16,417
+built; the deployment's start-up work (its automation's first build of the seeds and views) waited for. Measured:
+the marts run from launch to success, split into queue + Dagster before the first step, the dbt step, the publish
+step, and the events the run recorded. Before this design the same run took 526 s and recorded 16,417
 materializations (19 dbt assets x 864 five-minute partitions); target <= 30 s.
 
-    python -m bench bench_refresh_marts       (BENCH_REFRESH_VOLUME per day, default 10,560: ~31,700 in 3 days)
+    python -m bench bench_refresh_marts       (BENCH_REFRESH_VOLUME per day, default 10,560: ~31,700 in 3 days;
+                                               BENCH_REFRESH_STORAGE=sqlite|postgres: one instance storage only)
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ os.environ.setdefault("ANTHROPIC_COMPLIANCE_ACCESS_KEY", FULL_KEY)  # the key is
 from simulator.process import SimulatorProcess  # noqa: E402
 
 VOLUME = int(os.environ.get("BENCH_REFRESH_VOLUME", "10560"))
+STORAGES = os.environ.get("BENCH_REFRESH_STORAGE", "sqlite,postgres").split(",")  # one of them only: sqlite|postgres
 FIRST, LAST = "2026-11-02", "2026-11-04"
 
 
@@ -55,6 +58,7 @@ def measure(sim_url: str, tmp: Path, storage_env: dict[str, str]) -> dict:
     from pipeline.defs.resources import ComplianceAPIResource, GeoIPResource, WarehouseResource
     from pipeline.defs.transform.assets import dbt_reference
     from pipeline.defs.transform.project import dbt_resource
+    from bench.bench_backfill import settle
     from pipeline.demo.dagster_dev import DagsterDev, open_instance
     from tests.support.postgres import instance_yaml
 
@@ -70,6 +74,9 @@ def measure(sim_url: str, tmp: Path, storage_env: dict[str, str]) -> dict:
            **storage_env}
     home = tmp / "dagster_home"
     with DagsterDev(home, env, instance_yaml=instance_yaml(postgres=bool(storage_env))) as dagster:
+        # As a user launches it on a running deployment: after the start-up work (the automation builds the seeds and
+        # views this new instance has no record of; the marts run would queue behind it in the duckdb pool).
+        settled = settle(dagster, timeout=180)
         started = time.perf_counter()
         run_id = dagster.launch_job("refresh_marts")
         assert dagster.wait_for_run(run_id, 1800) == "SUCCESS"
@@ -80,7 +87,7 @@ def measure(sim_url: str, tmp: Path, storage_env: dict[str, str]) -> dict:
         finally:
             for key in storage_env:
                 os.environ.pop(key, None)
-    result["wall"] = wall
+    result.update(wall=wall, settled=settled)
     return result
 
 
@@ -91,14 +98,18 @@ def main() -> None:
             "--chats-per-day", "0"]
     results = {}
     with SimulatorProcess(args, startup_timeout=300) as sim:
-        with tempfile.TemporaryDirectory() as tmp:
-            results["sqlite"] = measure(sim.base_url, Path(tmp), {})
-        if postgres.available():
+        if "sqlite" in STORAGES:
+            with tempfile.TemporaryDirectory() as tmp:
+                results["sqlite"] = measure(sim.base_url, Path(tmp), {})
+        if "postgres" in STORAGES and postgres.available():
             with postgres.postgres_server() as server, tempfile.TemporaryDirectory() as tmp:
                 results["postgres"] = measure(sim.base_url, Path(tmp), {"DAGSTER_PG_URL": server.database()})
-    rows: list[tuple[str, object]] = [("activities per day (simulator volume), days", f"{VOLUME:,} x 3")]
+    rows: list[tuple[str, object]] = [("activities per day (simulator volume), days", f"{VOLUME:,} x 3"),
+                                      ("load average (1, 5, 15 min) at the end",
+                                       ", ".join(f"{x:.1f}" for x in os.getloadavg()))]
     for storage, r in results.items():
         rows += [
+            (f"{storage}: deployment start-up work waited for before the launch s (not counted)", r["settled"]),
             (f"{storage}: refresh_marts seconds, launch to success (target <= 30; was 526)", r["total"]),
             (f"{storage}: queued + Dagster before first step s", f"{r['queued']:.1f} + {r['before_step']:.1f}"),
             (f"{storage}: dbt step s / publish step s", f"{r['dbt']:.1f} / {r['publish']:.1f}"),

@@ -38,8 +38,10 @@ import fcntl
 import json
 import os
 import shutil
+import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
@@ -73,6 +75,7 @@ DAY_COLUMNS = ("message_date",)     # other marts with a day: compared day by da
 # a table's event time (the first of these it has): every file is written in this order, so a time filter (the
 # dashboard's time range) reads only the row groups it needs, by their min/max statistics
 EVENT_TIME_COLUMNS = ("created_at", "message_created_at", "created_5min")
+PUBLISH_THREADS = 2  # tables exported at once
 
 
 @dataclass
@@ -353,8 +356,23 @@ def _save_state(serving_path: Path, state: dict) -> None:
 class _Publisher:
     def __init__(self, conn: duckdb.DuckDBPyConnection, files_dir: Path, state: dict, publish_id: str,
                  result: PublishResult):
-        self.conn, self.files_dir, self.state, self.publish_id, self.result = conn, files_dir, state, publish_id, result
+        self.base, self.files_dir, self.state, self.publish_id, self.result = conn, files_dir, state, publish_id, result
         self.macro: tuple[list[str], str] | None = None
+        self._local = threading.local()
+        self._counting = threading.Lock()
+
+    @property
+    def conn(self) -> duckdb.DuckDBPyConnection:
+        """This thread's connection to the publish's DuckDB instance (the warehouse attached, same settings)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            if threading.current_thread() is threading.main_thread():
+                conn = self.base
+            else:
+                conn = self.base.cursor()
+                conn.execute("SET TimeZone = 'UTC'")
+            self._local.conn = conn
+        return conn
 
     def run(self, include_message_text: bool) -> dict:
         conn = self.conn
@@ -378,12 +396,19 @@ class _Publisher:
             "SELECT schema_name, table_name FROM duckdb_tables() WHERE database_name = 'wh' "
             f"AND schema_name IN ({', '.join(_literal(s) for s in SERVED_SCHEMAS)}) ORDER BY 1, 2").fetchall()
         new_tables = {}
-        for schema, table in tables:
-            name = f"{SERVED_SCHEMAS[schema]}.{table}"
-            source = f"wh.{_quote(schema)}.{_quote(table)}"
-            previous = self.state["tables"].get(name)
-            new_tables[name] = self._sync(name, source, previous, ranges, full_refresh or not has_builds, newest_day)
-            self.result.tables[name] = sum(u["rows"] for u in new_tables[name]["units"].values())
+        # Tables two at a time, each on a connection of its own: a day file is one Parquet row group (one thread), so
+        # a publish of many days (after a backfill) used one core of two.
+        with ThreadPoolExecutor(max_workers=PUBLISH_THREADS) as pool:
+            synced = {}
+            for schema, table in tables:
+                name = f"{SERVED_SCHEMAS[schema]}.{table}"
+                source = f"wh.{_quote(schema)}.{_quote(table)}"
+                synced[name] = pool.submit(self._sync, name, source, self.state["tables"].get(name), ranges,
+                                           full_refresh or not has_builds, newest_day)
+            for name, future in synced.items():  # in table order; the first failure fails the publish
+                new_tables[name] = future.result()
+                self.result.tables[name] = sum(u["rows"] for u in new_tables[name]["units"].values())
+        self.result.copied = {name: self.result.copied[name] for name in synced}
         self.result.message_text_rows = None
         if include_message_text and self._exists(*TEXT_TABLE):
             macro = conn.execute(
@@ -468,8 +493,9 @@ class _Publisher:
         apply_serving_mode(path)  # the readers' mode and group (COMPLIANCE_SERVING_FILE_MODE), owner-only by default
         size = path.stat().st_size
         units[unit] = {"path": str(path), "rows": rows, "bytes": size, "fingerprint": fingerprint}
-        self.result.files_written += 1
-        self.result.bytes_written += size
+        with self._counting:
+            self.result.files_written += 1
+            self.result.bytes_written += size
         return 1
 
 

@@ -22,6 +22,7 @@ from pipeline.defs.transform.assets import (
     dbt_reference,
     dbt_unit_tests,
     dbt_vars,
+    data_test_groups,
 )
 from pipeline.defs.transform.automation import marts_request_for
 from pipeline.defs.transform.project import dbt_environment
@@ -74,17 +75,37 @@ def test_a_build_records_the_windows_a_post_hook_rewrote_outside_its_range():
         assert conn.execute("SELECT count(*) FROM intermediate.rewritten_windows").fetchone()[0] == 0
 
 
+def test_data_tests_run_once_per_group_of_adjacent_chunks_within_the_limit():
+    counts = {W(10, m): 30 for m in range(0, 60, 5)}
+    adjacent = [(W(10, 0), W(10, 10)), (W(10, 10), W(10, 20)), (W(10, 20), W(10, 30))]
+    # models chunk by chunk, tests once after the last chunk, over the three chunks' range
+    assert data_test_groups(adjacent, counts, limit=1000) == {2: (W(10, 0), W(10, 30))}
+    # a group holds at most `limit` activities: 60 per chunk, 130 allowed -> two chunks, then one
+    assert data_test_groups(adjacent, counts, limit=130) == {1: (W(10, 0), W(10, 20)), 2: (W(10, 20), W(10, 30))}
+    # chunks that are not adjacent never share a group (their tests would read the windows in between)
+    apart = [(W(10, 0), W(10, 5)), (W(10, 50), W(10, 55))]
+    assert data_test_groups(apart, counts, limit=1000) == {0: (W(10, 0), W(10, 5)), 1: (W(10, 50), W(10, 55))}
+    # every chunk's range is tested, the last chunk always ends a group, a chunk above the limit is a group alone
+    assert data_test_groups(adjacent, counts, limit=10) == {0: adjacent[0], 1: adjacent[1], 2: adjacent[2]}
+    assert data_test_groups([], counts, limit=10) == {}
+
+
 def test_chunk_goes_to_the_environment_and_only_a_full_refresh_recreates():
     assert dbt_vars(START, END) == {"min_date": "2026-11-03T10:05:00+00:00", "max_date": "2026-11-03T10:10:00+00:00"}
     # the range is not on the command line: the same arguments every run, so dbt re-uses its parsed project
     assert build_dbt_args() == ["build"]
     assert build_dbt_args(full_refresh=True) == ["build", "--full-refresh"]
+    assert build_dbt_args(full_refresh=True, tests=False) == ["run", "--full-refresh"]  # a chunk inside a test group
     with dbt_environment("w.duckdb", window=dbt_vars(START, END)):
         assert os.environ["MARTS_WINDOW_MIN_DATE"] == "2026-11-03T10:05:00+00:00"
         assert os.environ["MARTS_WINDOW_MAX_DATE"] == "2026-11-03T10:10:00+00:00"
         with dbt_environment("w.duckdb"):  # no window: all time (the vars' defaults), whatever the caller set
             assert "MARTS_WINDOW_MIN_DATE" not in os.environ
         assert os.environ["MARTS_WINDOW_MIN_DATE"] == "2026-11-03T10:05:00+00:00"
+        assert "MARTS_TEST_MIN_DATE" not in os.environ  # the tests read the window
+        with dbt_environment("w.duckdb", window=dbt_vars(START, END), tests=dbt_vars(W(9, 0), END)):
+            assert os.environ["MARTS_TEST_MIN_DATE"] == "2026-11-03T09:00:00+00:00"
+        assert "MARTS_TEST_MIN_DATE" not in os.environ
     assert "MARTS_WINDOW_MIN_DATE" not in os.environ
 
 

@@ -3,21 +3,27 @@
 - `dbt_activity_marts`: everything tagged `partitioned` (staging and intermediate activities, the 15 activity marts,
   chats, alerts). *Unpartitioned* assets whose run rebuilds exactly the windows the ingestion changed since the last
   marts build (pipeline/warehouse/mart_windows.py), in chunks of at most `COMPLIANCE_MARTS_CHUNK_ACTIVITIES`
-  activities, one `dbt build` per chunk, its range in the environment (dbt_environment): incremental models delete
-  and rebuild that range only. One materialization per model per run, whatever the number of 5-minute windows
-  (README: Marts, why). Late rows, re-pulls and backfills are all "changed windows"; `full_refresh` (launchpad
-  config) recreates every table and rebuilds all windows, chunk by chunk.
+  activities, one dbt command per chunk (those before the last in one dbt process, chunk_runner.py), its range in
+  the environment (dbt_environment): incremental models delete and rebuild that range only; the data tests run once
+  per group of adjacent chunks (data_test_groups), over the group's range. One materialization per model per run,
+  whatever the number of 5-minute windows (README: Marts, why). Late rows, re-pulls and backfills are all "changed
+  windows"; `full_refresh` (launchpad config) recreates every table and rebuilds all windows, chunk by chunk.
 - `dbt_reference`: seeds (catalog, rules, embargo list, endpoints) and views (dimensions, chats staging, type
   classification). They change with the code, not with the data: automation materializes them when missing or when
   their code version changes, and the marts step builds them itself on a fresh warehouse.
 
-dbt data tests are asset checks (dagster-dbt), run by each chunk on its range; dbt unit tests, which dagster-dbt does
+dbt data tests are asset checks (dagster-dbt), run on the range of their group of chunks; dbt unit tests, which dagster-dbt does
 not surface, are asset checks of `dbt_unit_tests`. Every step that opens the warehouse runs in the pool "duckdb".
 """
 
 
 import json
+import os
 import re
+import subprocess
+import sys
+import tempfile
+import uuid
 from collections.abc import Iterator, Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -28,7 +34,15 @@ from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtC
 from pydantic import Field
 
 from pipeline.defs.resources import WarehouseResource
-from pipeline.defs.transform.project import DBT_PROJECT_DIR, dbt_environment, dbt_project, keep_parsed_project
+from pipeline.defs.transform.project import (
+    DBT_PROJECT_DIR,
+    PARTIAL_PARSE,
+    dbt_environment,
+    dbt_project,
+    keep_parsed,
+    keep_parsed_project,
+    window_environment,
+)
 from pipeline.monitors.alerts import ensure_alerts_table
 from pipeline.monitors.config import load_config
 from pipeline.monitors.dbt_rules import write_macro
@@ -46,6 +60,9 @@ UNIT_TESTS = "test_type:unit"
 # dbt process under 1 GB at the default COMPLIANCE_DBT_MEMORY_LIMIT
 # (250k ran out of DuckDB memory in the marts that join raw payloads); a 5-minute tick or three demo-volume days
 # are one invocation, a 1M-activity day about ten.
+# The data tests run once per group of adjacent chunks of at most this many chunks' activities (data_test_groups):
+# at the default budget a million activities, a column scan per test.
+TEST_GROUP_CHUNKS = 10
 
 MANIFEST: Mapping[str, Any] = json.loads(dbt_project.manifest_path.read_text())
 
@@ -89,11 +106,33 @@ def dbt_vars(start: datetime, end: datetime) -> dict[str, str]:
             "max_date": end.astimezone(timezone.utc).isoformat()}
 
 
-def build_dbt_args(*, full_refresh: bool = False) -> list[str]:
+def build_dbt_args(*, full_refresh: bool = False, tests: bool = True) -> list[str]:
     """dbt CLI arguments of one chunk (dagster-dbt adds the selection; the range goes in the environment, so the
     command line is the same from run to run and dbt re-uses its parsed project). A full refresh recreates the tables
-    from its first chunk (the window filter applies to a recreating run too); the later chunks append."""
-    return ["build", "--full-refresh"] if full_refresh else ["build"]
+    from its first chunk (the window filter applies to a recreating run too); the later chunks append. A chunk that
+    does not end a test group (`data_test_groups`) runs the models only."""
+    return ["build" if tests else "run", *(["--full-refresh"] if full_refresh else [])]
+
+
+def data_test_groups(chunks: list[tuple[datetime, datetime]], counts: Mapping[datetime, int],
+                limit: int) -> dict[int, tuple[datetime, datetime]]:
+    """Index of each chunk that ends a test group -> the range its data tests read. A group is a run of adjacent
+    chunks holding at most `limit` activities in all (a chunk alone may hold more); the last chunk always ends one.
+    The models are built chunk by chunk (memory), their tests once per group over the same rows: fewer dbt test
+    invocations, each a column scan of the group's range."""
+    groups: dict[int, tuple[datetime, datetime]] = {}
+    start, rows = None, 0
+    for index, (chunk_start, chunk_end) in enumerate(chunks):
+        chunk_rows = sum(n for w, n in counts.items() if chunk_start <= w < chunk_end)
+        if start is not None and (chunk_start != chunks[index - 1][1] or rows + chunk_rows > limit):
+            groups[index - 1] = (start, chunks[index - 1][1])
+            start, rows = None, 0
+        if start is None:
+            start = chunk_start
+        rows += chunk_rows
+    if chunks:
+        groups[len(chunks) - 1] = (start, chunks[-1][1])
+    return groups
 
 
 def marts_chunks(changes: ChangedWindows, budget: int, now: datetime) -> list[tuple[datetime, datetime]]:
@@ -223,25 +262,74 @@ def dbt_activity_marts(context: dg.AssetExecutionContext, dbt: DbtCliResource, w
             context.log.info(f"building the reference layer first, missing: {missing}")
             keep_parsed_project(dbt.cli(["build", "--exclude", f"{PARTITIONED} {UNIT_TESTS}"],
                                         raise_on_error=True).wait())
-    for number, chunk in enumerate(chunks, start=1):
-        args = build_dbt_args(full_refresh=full and number == 1)
-        context.log.info(f"chunk {number}/{len(chunks)}: dbt {' '.join(args)} over {dbt_vars(*chunk)}")
-        with dbt_environment(warehouse.path, window=dbt_vars(*chunk)):
-            invocation = dbt.cli(args, context=context)
-            if number < len(chunks):
-                # Earlier chunks: built and tested on their range (a failing test fails the step); only the last one
-                # reports to Dagster, so each model records one materialization per run.
-                invocation.wait()
-            else:
-                yield from invocation.stream()
-        keep_parsed_project(invocation)
-    if set(context.selected_asset_keys) != set(context.assets_def.keys):
+    groups = data_test_groups(chunks, changes.counts, TEST_GROUP_CHUNKS * budget)
+    plan = [(chunk, build_dbt_args(full_refresh=full and number == 0, tests=number in groups), groups.get(number))
+            for number, chunk in enumerate(chunks)]
+    subset = set(context.selected_asset_keys) != set(context.assets_def.keys)
+    if len(plan) > 1:
+        # Earlier chunks: built (and tested where a group ends: a failing test fails the step); only the last one
+        # reports to Dagster, so each model records one materialization per run.
+        if subset:  # dagster-dbt's own selection of the picked models, one dbt process per chunk
+            for number, (chunk, args, tests) in enumerate(plan[:-1], start=1):
+                context.log.info(f"chunk {number}/{len(plan)}: dbt {' '.join(args)} over {dbt_vars(*chunk)}")
+                with dbt_environment(warehouse.path, window=dbt_vars(*chunk),
+                                     tests=dbt_vars(*tests) if tests else None):
+                    invocation = dbt.cli(args, context=context)
+                    invocation.wait()
+                keep_parsed_project(invocation)
+        else:
+            run_chunks_in_one_process(context, warehouse, plan[:-1])
+    chunk, args, tests = plan[-1]
+    context.log.info(f"chunk {len(plan)}/{len(plan)}: dbt {' '.join(args)} over {dbt_vars(*chunk)}, "
+                     f"tests over {dbt_vars(*tests)}")
+    with dbt_environment(warehouse.path, window=dbt_vars(*chunk), tests=dbt_vars(*tests)):
+        invocation = dbt.cli(args, context=context)
+        yield from invocation.stream()
+    keep_parsed_project(invocation)
+    if subset:
         # A subset (some models picked in the UI): the other models did not see these windows; the next full run
         # rebuilds them for all.
         context.log.info("subset of the dbt models: the changed windows stay pending for the next full marts run")
         return
     with open_warehouse(warehouse.path, memory_limit=warehouse.memory_limit) as conn:
         record_build(conn, changes, chunks, started)
+
+
+def run_chunks_in_one_process(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
+                              plan: list[tuple[tuple[datetime, datetime], list[str], tuple | None]]) -> None:
+    """The chunks before the last, in one dbt process (pipeline/defs/transform/chunk_runner.py: dbt imported and the
+    project parsed once, not once per chunk), with the step's selection (all of `dbt_activity_marts`)."""
+    target = DBT_PROJECT_DIR / "target" / f"{context.op.name}-{context.run_id[:7]}-chunks-{uuid.uuid4().hex[:7]}"
+    target.mkdir(parents=True)
+    if (DBT_PROJECT_DIR / "target" / PARTIAL_PARSE).exists():  # start from the last parse, as dagster-dbt does
+        (target / PARTIAL_PARSE).write_bytes((DBT_PROJECT_DIR / "target" / PARTIAL_PARSE).read_bytes())
+    spec = {"flags": ["--target", "local"], "selection": ["--select", PARTITIONED, "--exclude", UNIT_TESTS],
+            "chunks": [{"args": args, "env": window_environment(dbt_vars(*chunk), dbt_vars(*tests) if tests else None)}
+                       for chunk, args, tests in plan]}
+    with tempfile.NamedTemporaryFile("w", suffix=".json", dir=target, delete=False) as file:
+        json.dump(spec, file)
+    context.log.info(f"chunks 1-{len(plan)}: {len(plan)} dbt commands in one process, artifacts in {target}")
+    env = {**os.environ, "DBT_TARGET_PATH": str(target), "DBT_LOG_PATH": str(target),
+           "DBT_PROFILES_DIR": str(DBT_PROJECT_DIR), "DBT_PROJECT_DIR": str(DBT_PROJECT_DIR),
+           "DBT_SEND_ANONYMOUS_USAGE_STATS": "false", "DBT_QUIET": "true", "PYTHONUNBUFFERED": "1"}
+    with dbt_environment(warehouse.path):
+        env["COMPLIANCE_WAREHOUSE_PATH"] = os.environ["COMPLIANCE_WAREHOUSE_PATH"]
+    process = subprocess.Popen([sys.executable, "-m", "pipeline.defs.transform.chunk_runner", file.name],
+                               cwd=DBT_PROJECT_DIR, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True)
+    output = []
+    for line in process.stdout:
+        output.append(line.rstrip())
+        if line.startswith('{"chunk"'):
+            done = json.loads(line)
+            context.log.info(f"chunk {done['chunk']}/{len(plan) + 1}: dbt {' '.join(done['args'])} over "
+                             f"{done['env']['MARTS_WINDOW_MIN_DATE']} .. {done['env']['MARTS_WINDOW_MAX_DATE']}: "
+                             f"{'ok' if done['success'] else 'FAILED ' + ', '.join(done['failed'])}, "
+                             f"{done['nodes']} nodes, {done['seconds']} s")
+    if process.wait() != 0:
+        tail = "\n".join(output[-40:])
+        raise dg.Failure(f"dbt failed on a chunk of the marts run (artifacts in {target}):\n{tail}")
+    keep_parsed(target)
 
 
 # ------------------------------------------------------------------------------------------------ unit tests

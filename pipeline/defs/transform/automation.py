@@ -64,7 +64,9 @@ def marts_request_for(run: dg.DagsterRun) -> dg.RunRequest | None:
     run_status=dg.DagsterRunStatus.SUCCESS,
     request_job=refresh_marts_job,  # every job of the code location is watched: backfills run as __ASSET_JOB
     default_status=dg.DefaultSensorStatus.RUNNING,
-    minimum_interval_seconds=15,
+    # The sensor daemon's loop is 5 s: every loop, so the marts follow an ingestion within seconds (the evaluation
+    # reads the run-status events since its cursor: cheap).
+    minimum_interval_seconds=5,
     description="After each successful ingestion of activity windows: rebuild the changed windows of the marts; "
                 "after each build of the seeds and views (an edited embargo list or catalog): rewrite the rows "
                 "whose reference changed (not when a marts run is already queued: it will pick these up).",

@@ -92,18 +92,29 @@ def dbt_resource() -> DbtCliResource:
     return ComplianceDbtCliResource(project_dir=_load_dbt_project(), profiles_dir=str(DBT_PROJECT_DIR), target="local")
 
 
-# The range a marts invocation rebuilds (macros/incremental_window.sql reads them when the SQL runs).
+# The range a marts invocation rebuilds, and the range its data tests read (macros/incremental_window.sql reads them
+# when the SQL runs).
 WINDOW_ENV = {"min_date": "MARTS_WINDOW_MIN_DATE", "max_date": "MARTS_WINDOW_MAX_DATE"}
+TEST_WINDOW_ENV = {"min_date": "MARTS_TEST_MIN_DATE", "max_date": "MARTS_TEST_MAX_DATE"}
+
+
+def window_environment(window: dict[str, str] | None = None,
+                       tests: dict[str, str] | None = None) -> dict[str, str | None]:
+    """The range variables of one invocation (None: unset): `window` (min_date, max_date) is what the models rebuild;
+    `tests`, what the data tests read (default: the window)."""
+    return {**{name: (window or {}).get(var) for var, name in WINDOW_ENV.items()},
+            **{name: (tests or {}).get(var) for var, name in TEST_WINDOW_ENV.items()}}
 
 
 @contextmanager
-def dbt_environment(warehouse_path: str, window: dict[str, str] | None = None) -> Iterator[None]:
+def dbt_environment(warehouse_path: str, window: dict[str, str] | None = None,
+                    tests: dict[str, str] | None = None) -> Iterator[None]:
     """Environment of a dbt invocation: profiles.yml reads the warehouse file from it (an absolute path: dbt runs in
     dbt_project/), the marts read the range to rebuild (`window`: min_date, max_date; none: the vars' defaults, all
-    time). Restored afterwards, so in-process runs (tests) do not leak. dbt's memory limit is its own
-    (COMPLIANCE_DBT_MEMORY_LIMIT, default 512MB): several models run at once in one DuckDB instance."""
-    wanted = {"COMPLIANCE_WAREHOUSE_PATH": str(Path(warehouse_path).resolve()),
-              **{name: (window or {}).get(var) for var, name in WINDOW_ENV.items()}}
+    time) and the data tests theirs (`tests`; none: the window). Restored afterwards, so in-process runs (tests) do
+    not leak. dbt's memory limit is its own (COMPLIANCE_DBT_MEMORY_LIMIT, default 512MB): several models run at once
+    in one DuckDB instance."""
+    wanted = {"COMPLIANCE_WAREHOUSE_PATH": str(Path(warehouse_path).resolve()), **window_environment(window, tests)}
     saved = {key: os.environ.get(key) for key in wanted}
     for key, value in wanted.items():
         if value is None:
@@ -126,7 +137,12 @@ def keep_parsed_project(invocation) -> None:  # noqa: ANN001 (a DbtCliInvocation
     configured warehouse path (part of dbt's profile check), so a run on another warehouse (tests, benchmarks) re-parsed
     the whole project every time (~5 s on 2 cores). Replaced atomically; a file from another profile only costs the
     next run a full parse, as before."""
-    parsed = Path(invocation.target_path) / "partial_parse.msgpack"
+    keep_parsed(Path(invocation.target_path))
+
+
+def keep_parsed(target_path: Path) -> None:
+    """keep_parsed_project for the artifacts folder of a dbt process started otherwise (chunk_runner)."""
+    parsed = Path(target_path) / PARTIAL_PARSE
     if not parsed.exists():
         return
     target = DBT_PROJECT_DIR / "target" / "partial_parse.msgpack"
