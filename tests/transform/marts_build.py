@@ -23,6 +23,7 @@ import atexit
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -225,6 +226,8 @@ class BackgroundBuild:
 
     def close(self) -> None:
         if self.proc.poll() is None:
+            if self._result is None:  # still building (no test used it: a --collect-only, a failed session)
+                self.proc.send_signal(signal.SIGINT)
             self.proc.stdin.close()
             try:
                 self.proc.wait(timeout=30)
