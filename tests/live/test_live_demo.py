@@ -124,7 +124,7 @@ def test_live_mode_lands_windows_on_schedule_repulls_late_events_and_refreshes_t
         assert sql in readme, f"README lacks the example query {title!r}"
         serving(demo, sql)
     assert serving(demo, "SELECT count(*) FROM activity_overview")[0][0] > 0
-    sim = f"http://127.0.0.1:{demo.env['DEMO_SIMULATOR_PORT']}"
+    sim = demo.simulator_url
     # incidents that fire under the default configuration (near misses never do; impossible travel is off)
     enabled = {r.name for r in load_config(env={}).enabled_rules}
     planted = [i for i in ground_truth(sim, (window - timedelta(minutes=50)).isoformat(),  # the backfilled hour
