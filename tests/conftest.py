@@ -16,15 +16,29 @@ os.environ["COMPLIANCE_API_ALLOWED_HOSTS"] = "127.0.0.1"
 DEMO_KEY = pytest.StashKey()  # the live demo process (tests/live), started at collection
 SCENARIOS_KEY = pytest.StashKey()  # the backfill tests' Dagster deployments (tests/ingest/dagster_scenarios.py)
 BACKFILL_TESTS = "tests/ingest/test_backfill_dagster.py"
+BROWSER_TESTS = "tests/dashboard/test_dashboard_browser.py"
+
+
+def uses_marts_build(item) -> bool:
+    """Tests on the shared marts warehouse (tests/transform/marts_build.py): the `built` fixture, the browser tests."""
+    return "built" in getattr(item, "fixturenames", ()) or item.nodeid.startswith(BROWSER_TESTS)
 
 
 @pytest.hookimpl(trylast=True)  # after -k/-m deselection: only what will run is started
 def pytest_collection_modifyitems(config, items):
     """The live-demo test runs last but its demo starts now: its minutes of schedule ticks overlap the other tests.
-    The same for the backfill tests' Dagster deployments (they run just before it)."""
+    The same for the backfill tests' Dagster deployments (they run just before it), and for the shared marts build
+    (in a process of its own; its first user, tests/serve, comes minutes later: the browser tests, which would be the
+    first, run just before the backfill tests)."""
     live = [item for item in items if item.nodeid.startswith("tests/live/")]
     backfill = [item for item in items if item.nodeid.startswith(BACKFILL_TESTS)]
-    items[:] = [item for item in items if item not in live and item not in backfill] + backfill + live
+    browser = [item for item in items if item.nodeid.startswith(BROWSER_TESTS)]
+    later = live + backfill + browser
+    items[:] = [item for item in items if item not in later] + browser + backfill + live
+    if any(uses_marts_build(item) for item in items):
+        from tests.transform.marts_build import start_background_build
+
+        start_background_build()
     if backfill:
         from tests.support import postgres
 

@@ -7,6 +7,7 @@ minutes of schedule ticks: the wait overlaps the rest of the suite instead of ad
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -41,7 +42,9 @@ class DemoProcess:
             "DEMO_HOURS": "1",
             "DEMO_PORT": str(free_port()),
             "DEMO_DASHBOARD_PORT": str(free_port()),
-            "DEMO_SIMULATOR_PORT": str(free_port()),
+            # 0: the simulator picks a free port when it starts, and another if that one was taken meanwhile (a port
+            # picked here, at collection, was once taken by the time the demo bound it on a busy machine)
+            "DEMO_SIMULATOR_PORT": "0",
             # More late-indexed events than the default 0.5 %, so that every re-pull has some to find.
             "DEMO_SIMULATOR_ARGS": "--late-share 0.2 --volume 100000",
         }
@@ -65,6 +68,13 @@ class DemoProcess:
     @property
     def ui_url(self) -> str:
         return f"http://127.0.0.1:{self.env['DEMO_PORT']}"
+
+    @property
+    def simulator_url(self) -> str:
+        """The simulator's URL, as the demo printed it."""
+        found = re.search(r"Simulator \(live mode\) on (http://\S+)", self.output())
+        assert found, self.output()[-3000:]
+        return found.group(1)
 
     def output(self) -> str:
         return (self.root / "demo.log").read_text(errors="replace")

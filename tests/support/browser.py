@@ -119,7 +119,8 @@ class Browser:
         width = self.evaluate("window.innerWidth")
         self.send("Emulation.setDeviceMetricsOverride", width=width, height=min(int(height), 12000),
                   deviceScaleFactor=1, mobile=False)
-        time.sleep(0.5)
+        # the relayout at the new size is painted by the second animation frame (no fixed sleep)
+        self.evaluate("new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done)))")
         data = self.send("Page.captureScreenshot", format="png", captureBeyondViewport=True)["data"]
         self.send("Emulation.clearDeviceMetricsOverride")
         path.parent.mkdir(parents=True, exist_ok=True)

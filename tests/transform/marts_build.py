@@ -9,18 +9,27 @@ pytest process, on first use):
    escalation, a Compliance API call from an embargoed country, join proposals rejected and approved) loaded with the
    ingestion's loader and built through an *incremental* marts run (which finds that window as the only change), then
 4. the serving file published (serve/marts_file).
+
+It is built in a process of its own, started at collection (tests/conftest.py) when a collected test uses it: the
+build (mostly dbt and DuckDB) overlaps the tests that run before its first user instead of adding ~1.5 minutes to
+the suite, and its environment is the one of the start of the session (tests that monkeypatch the environment
+meanwhile do not reach it). That process keeps the day's simulator running (the chats tests use the API as
+independent truth) until the session ends.
 """
 
 from __future__ import annotations
 
 import atexit
 import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
 import tempfile
 import threading
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
-from functools import cache
 from pathlib import Path
 
 import dagster as dg
@@ -190,19 +199,69 @@ def build(directory: Path) -> MartsBuild:
     return result
 
 
+class BackgroundBuild:
+    """`build()` in a child process (`python -m tests.transform.marts_build DIR`): it prints the result as one JSON
+    line, then keeps the simulator running until its stdin closes (`close()`, or this process ending)."""
+
+    def __init__(self):
+        self.directory = Path(tempfile.mkdtemp(prefix="marts-build-"))
+        self.log_path = self.directory / "build.log"
+        with open(self.log_path, "wb") as log:
+            self.proc = subprocess.Popen([sys.executable, "-m", "tests.transform.marts_build", str(self.directory)],
+                                         cwd=Path(__file__).resolve().parents[2], env=dict(os.environ),
+                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log)
+        self._result: MartsBuild | None = None
+
+    def result(self) -> MartsBuild:
+        if self._result is None:
+            line = self.proc.stdout.readline()
+            if not line:
+                self.proc.wait()
+                raise RuntimeError(f"the marts build failed ({self.proc.returncode}):\n"
+                                   + self.log_path.read_text(errors="replace")[-5000:])
+            fields = json.loads(line)
+            self._result = MartsBuild(**{**fields, "warehouse": Path(fields["warehouse"]),
+                                         "serving": Path(fields["serving"])})
+        return self._result
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            if self._result is None:  # still building (no test used it: a --collect-only, a failed session)
+                self.proc.send_signal(signal.SIGINT)
+            self.proc.stdin.close()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
 _lock = threading.Lock()
+_background: BackgroundBuild | None = None
 
 
-@cache
-def _cached() -> MartsBuild:
-    directory = Path(tempfile.mkdtemp(prefix="marts-build-"))
-    atexit.register(shutil.rmtree, directory, True)
-    return build(directory)
+def start_background_build() -> BackgroundBuild:
+    """Start the build now (at collection), once per pytest process; `marts_build()` waits for it."""
+    global _background
+    with _lock:
+        if _background is None:
+            _background = BackgroundBuild()
+            atexit.register(_background.close)
+        return _background
 
 
 def marts_build() -> MartsBuild:
-    with _lock:
-        return _cached()
+    return start_background_build().result()
+
+
+def _serve_build(directory: Path) -> None:
+    out = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)  # everything else this process and its children print goes to the log, not into the result pipe
+    result = build(directory)
+    out.write(json.dumps({k: str(v) if isinstance(v, Path) else v for k, v in asdict(result).items()}) + "\n")
+    out.flush()
+    sys.stdin.read()  # until the tests are done with the simulator (or their process is gone)
 
 
 def copy_warehouse(build_: MartsBuild, directory: Path) -> Path:
@@ -217,3 +276,7 @@ def raw_records(warehouse: Path) -> list[dict]:
     with duckdb.connect(str(warehouse), read_only=True) as conn:
         return [json.loads(r[0]) for r in conn.execute("SELECT raw FROM raw.activities").fetchall()]
 
+
+
+if __name__ == "__main__":
+    _serve_build(Path(sys.argv[1]))
