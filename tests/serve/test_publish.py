@@ -64,6 +64,27 @@ def test_publish_copies_every_mart_completely(built, tmp_path):
             assert times and times == sorted(times), path
 
 
+def test_a_day_too_big_to_sort_streams_out_whole_with_the_same_rows(built, tmp_path, monkeypatch):
+    """Above SORTED_DAY_ROWS a day is exported in the warehouse's order, with no sort (memory): the same rows, a
+    spill folder of its own removed after, and the newest day's hour files still sorted."""
+    monkeypatch.setattr("pipeline.serving.publish.SORTED_DAY_ROWS", 0)
+    serving = tmp_path / "marts.duckdb"
+    result = publish(built.warehouse, serving, include_message_text=True, memory_limit="256MB")
+    assert result.tables == {f"main.{k}": v for k, v in table_counts(built.warehouse, "marts").items()}
+    with duckdb.connect(str(serving), read_only=True) as conn, \
+            duckdb.connect(str(built.warehouse), read_only=True) as wh:
+        assert conn.execute("SELECT * FROM activity_overview ORDER BY ALL").fetchall() == \
+            wh.execute("SELECT * FROM marts.activity_overview ORDER BY ALL").fetchall()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".marts.duckdb.state.json", "marts.duckdb", "marts_files"]
+    folder = files_directory(serving) / "main" / "activity_overview"
+    assert sorted(p.name.split(".")[0] for p in folder.iterdir()) == ["2026-11-02", "2026-11-03T00"]
+    hour = next(folder.glob("2026-11-03T00.*"))
+    with duckdb.connect() as conn:
+        conn.execute("SET threads = 1")
+        times = [r[0] for r in conn.execute(f"SELECT created_at FROM read_parquet('{hour}')").fetchall()]
+    assert times and times == sorted(times)
+
+
 def _record_build(warehouse: Path, start: str, end: str) -> None:
     """What the dbt step records after rewriting a range (pipeline/warehouse/mart_windows.py)."""
     with duckdb.connect(str(warehouse)) as conn:
