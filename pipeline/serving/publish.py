@@ -454,9 +454,12 @@ class _Publisher:
         order = next((f" ORDER BY {_quote(c)}" for c in EVENT_TIME_COLUMNS if c in names), "")
         time_column = next((c for c in WINDOW_TIME_COLUMNS if c in names), None)
         if time_column:
+            day_rows: dict[str, int] = {}  # rows of the days known to export whole (a fresh export's scan counts them)
             if fresh or everything:
-                days = [r[0] for r in self.conn.execute(
-                    f"SELECT DISTINCT CAST(timezone('UTC', {time_column}) AS DATE) FROM {source}").fetchall()]
+                day_rows = {d.isoformat(): n for d, n in self.conn.execute(
+                    f"SELECT CAST(timezone('UTC', {time_column}) AS DATE), count(*) FROM {source} GROUP BY 1"
+                ).fetchall()}
+                days = [date.fromisoformat(d) for d in day_rows]
                 wanted = {d.isoformat() for d in days if d != newest_day}
                 if newest_day in days:
                     wanted |= {h.strftime("%Y-%m-%dT%H") for h in hours_of(*unit_bounds(newest_day.isoformat()))}
@@ -469,7 +472,8 @@ class _Publisher:
                     del units[old]
                 rows = (f"FROM {source} WHERE {time_column} >= '{lo.isoformat()}'::TIMESTAMPTZ "
                         f"AND {time_column} < '{hi.isoformat()}'::TIMESTAMPTZ")
-                sort = "T" in unit or self.conn.execute(f"SELECT count(*) {rows}").fetchone()[0] <= SORTED_DAY_ROWS
+                sort = "T" in unit or (day_rows[unit] if unit in day_rows else self.conn.execute(
+                    f"SELECT count(*) {rows}").fetchone()[0]) <= SORTED_DAY_ROWS
                 query = f"SELECT * {rows}{order if sort else ''}"
                 written += self._export(name, unit, query, units, None)
         else:

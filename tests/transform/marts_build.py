@@ -277,6 +277,5 @@ def raw_records(warehouse: Path) -> list[dict]:
         return [json.loads(r[0]) for r in conn.execute("SELECT raw FROM raw.activities").fetchall()]
 
 
-
 if __name__ == "__main__":
     _serve_build(Path(sys.argv[1]))

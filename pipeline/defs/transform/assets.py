@@ -41,6 +41,7 @@ from pipeline.defs.transform.project import (
     dbt_project,
     keep_parsed,
     keep_parsed_project,
+    warehouse_environment,
     window_environment,
 )
 from pipeline.monitors.alerts import ensure_alerts_table
@@ -311,9 +312,8 @@ def run_chunks_in_one_process(context: dg.AssetExecutionContext, warehouse: Ware
     context.log.info(f"chunks 1-{len(plan)}: {len(plan)} dbt commands in one process, artifacts in {target}")
     env = {**os.environ, "DBT_TARGET_PATH": str(target), "DBT_LOG_PATH": str(target),
            "DBT_PROFILES_DIR": str(DBT_PROJECT_DIR), "DBT_PROJECT_DIR": str(DBT_PROJECT_DIR),
-           "DBT_SEND_ANONYMOUS_USAGE_STATS": "false", "DBT_QUIET": "true", "PYTHONUNBUFFERED": "1"}
-    with dbt_environment(warehouse.path):
-        env["COMPLIANCE_WAREHOUSE_PATH"] = os.environ["COMPLIANCE_WAREHOUSE_PATH"]
+           "DBT_SEND_ANONYMOUS_USAGE_STATS": "false", "DBT_QUIET": "true", "PYTHONUNBUFFERED": "1",
+           **warehouse_environment(warehouse.path)}
     process = subprocess.Popen([sys.executable, "-m", "pipeline.defs.transform.chunk_runner", file.name],
                                cwd=DBT_PROJECT_DIR, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                text=True)

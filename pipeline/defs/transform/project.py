@@ -106,6 +106,11 @@ def window_environment(window: dict[str, str] | None = None,
             **{name: (tests or {}).get(var) for var, name in TEST_WINDOW_ENV.items()}}
 
 
+def warehouse_environment(warehouse_path: str) -> dict[str, str]:
+    """profiles.yml reads the warehouse file from the environment: an absolute path (dbt runs in dbt_project/)."""
+    return {"COMPLIANCE_WAREHOUSE_PATH": str(Path(warehouse_path).resolve())}
+
+
 @contextmanager
 def dbt_environment(warehouse_path: str, window: dict[str, str] | None = None,
                     tests: dict[str, str] | None = None) -> Iterator[None]:
@@ -114,7 +119,7 @@ def dbt_environment(warehouse_path: str, window: dict[str, str] | None = None,
     time) and the data tests theirs (`tests`; none: the window). Restored afterwards, so in-process runs (tests) do
     not leak. dbt's memory limit is its own (COMPLIANCE_DBT_MEMORY_LIMIT, default 512MB): several models run at once
     in one DuckDB instance."""
-    wanted = {"COMPLIANCE_WAREHOUSE_PATH": str(Path(warehouse_path).resolve()), **window_environment(window, tests)}
+    wanted = {**warehouse_environment(warehouse_path), **window_environment(window, tests)}
     saved = {key: os.environ.get(key) for key in wanted}
     for key, value in wanted.items():
         if value is None:
