@@ -8,6 +8,10 @@ dlt:      dlt's REST API source into DuckDB (cursor paginator on last_id/after_i
           columns): it runs on a 100k-activity slice, under a resident-memory cap; a variant that passes the cap is
           measured on a smaller slice, and the figure says which.
 ceiling:  DuckDB reading the same records from local JSON files in one statement (7 typed columns + raw JSON).
+parts:    where the pipeline's time goes, each measured alone in the same run: the fetch (the client's traversal of
+          the day over HTTP, pages dropped), the load (load_activity_range over the same local pages the ceiling
+          reads, into a fresh warehouse) and the Dagster floor (the same ranged run of an asset that does nothing,
+          whole process).
 
 The pipeline is reported three ways against the ceiling: the ingest step alone (STEP_START to STEP_SUCCESS), the
 Dagster run (`materialize`), and the whole child process (interpreter start-up and imports included).
@@ -74,6 +78,35 @@ def ceiling(files: list[str], db: Path) -> tuple[int, float, float]:
         return conn.execute("SELECT count(*) FROM activities").fetchone()[0], elapsed, cpu
 
 
+def fetch_alone(base_url: str) -> tuple[int, float, float]:
+    """Pages, wall and CPU seconds of the client's traversal of the day (unparsed pages, dropped)."""
+    os.environ.setdefault("ANTHROPIC_COMPLIANCE_ACCESS_KEY", FULL_KEY)
+    os.environ.setdefault("COMPLIANCE_API_ALLOWED_HOSTS", "127.0.0.1")
+    from pipeline.defs.resources import ComplianceAPIResource
+
+    api = ComplianceAPIResource(base_url=base_url, requests_per_minute=100_000)
+    cpu, started, pages = cpu_seconds(), time.perf_counter(), 0
+    with api.client() as client:
+        for _ in client.iter_activity_pages(DAY[0], DAY[1], parse_records=False):
+            pages += 1
+    return pages, time.perf_counter() - started, cpu_seconds() - cpu
+
+
+def load_alone(files: list[str], db: Path) -> tuple[int, float, float]:
+    """Rows, wall and CPU seconds of load_activity_range over the local pages (no HTTP, no Dagster)."""
+    from datetime import datetime
+
+    from pipeline.warehouse.activities import TraversalStats, load_activity_range
+    from pipeline.warehouse.connection import open_warehouse
+
+    start, end = (datetime.fromisoformat(t.replace("Z", "+00:00")) for t in DAY)
+    with open_warehouse(db) as conn:
+        cpu, started = cpu_seconds(), time.perf_counter()
+        result = load_activity_range(conn, files, start, end, run_id="bench", fetched_at=datetime.now(start.tzinfo),
+                                     traversal=TraversalStats(pages=len(files)))
+        return result.stored, time.perf_counter() - started, cpu_seconds() - cpu
+
+
 def slice_end(total: int, size: int) -> str:
     """End of the first part of the day holding about `size` activities (volume is spread over the day)."""
     from datetime import datetime, timedelta
@@ -118,6 +151,9 @@ def main() -> None:
         (tmp / "pages").mkdir()
         files = save_pages(sim.base_url, tmp / "pages")  # also warms the simulator's cache
         ceiling_n, ceiling_s, ceiling_cpu = ceiling(files, tmp / "ceiling.duckdb")
+        fetch_pages, fetch_s, fetch_cpu = fetch_alone(sim.base_url)
+        load_n, load_s, load_cpu = load_alone(files, tmp / "load-alone.duckdb")
+        floor = run_child("bench.dagster_floor_child", "2026-11-03-00:00", "2026-11-03-23:55")
         # The simulator shares the 2 cores: its CPU during our run is reported apart (test infrastructure).
         simulator = psutil.Process(sim.proc.pid)
         sim_cpu = sum(simulator.cpu_times()[:2])
@@ -147,6 +183,13 @@ def main() -> None:
         ("ingest step / ceiling (rate)", ceiling_s / ours["step_seconds"]),
         ("whole process / ceiling (CPU: ceiling CPU s / pipeline process CPU s)", ceiling_cpu / ours["cpu_seconds"]),
         ("whole process / ceiling (rate)", ceiling_s / ours["wall_seconds"]),
+        ("part: fetch alone (client over HTTP, pages dropped) s / CPU s", f"{fetch_s:.2f} / {fetch_cpu:.2f} "
+                                                                          f"({fetch_pages} pages)"),
+        ("part: load alone (load_activity_range, same local pages) s / CPU s", f"{load_s:.2f} / {load_cpu:.2f} "
+                                                                                f"({load_n:,} rows)"),
+        ("part: load alone / ceiling (rate)", ceiling_s / load_s),
+        ("part: Dagster floor, the same ranged run doing nothing: whole process s (step s)",
+         f"{floor['wall_seconds']:.2f} ({floor['step_seconds']:.2f})"),
     ]
     for label, r in dlts:
         rate = r["stored"] / r["seconds"] if r["stored"] else float("nan")

@@ -261,7 +261,71 @@ def test_pages_fed_while_fetching_load_in_batches_of_what_arrived_and_store_what
                 for path in spool.files + [None]:
                     files.put(path)
             result = load_activity_range(conn, files, START, END, run_id="r", fetched_at=NOW,
-                                         traversal=TraversalStats(pages=len(bodies)), pages_per_batch=batch_size)
+                                         traversal=TraversalStats(pages=len(bodies)), pages_per_batch=batch_size,
+                                         fresh_pages_per_batch=batch_size)
             assert (result.stored, result.duplicates, result.conflicts, result.quarantined) == (400, 3, 1, 2)
             snapshots.append(snapshot(conn))
     assert snapshots[0] == snapshots[1]
+
+
+def _invalid_utf8_page(records: list) -> bytes:
+    """A page with one record that no JSON reader takes (invalid UTF-8): screening sets it aside."""
+    return b"[" + b",".join([json.dumps(r).encode() for r in records] + [b'{"id": "bad\xff"}']) + b"]"
+
+
+@pytest.mark.parametrize("delivery", ["ordinary", "repeat_across_batches", "repeat_in_a_batch", "another_version",
+                                      "not_an_object", "wrong_type", "outside_window", "set_aside_by_screening",
+                                      "stored_before"])
+def test_a_first_load_of_a_range_takes_one_pass_unless_the_delivery_needs_the_checked_load(tmp_path, monkeypatch,
+                                                                                           delivery):
+    """A range with no stored activity loads each batch straight from its pages, deleted once loaded; identical
+    repeats are dropped. The first record that needs the checked load (quarantine, another version of an id, a
+    range with rows) makes it give up, mid-feed: the range is traversed again and the checked load loads it. Either
+    way the warehouse ends exactly as the checked load alone leaves it."""
+    from pipeline.compliance_api.pages import ActivityPage
+    from pipeline.warehouse import activities
+    from pipeline.warehouse.activities import fetch_and_load
+
+    records = [activity(i, i) for i in range(300)]
+    bodies: list = pages_of(records, 20)
+    late = len(bodies) - 2  # the record comes after several batches were inserted
+    if delivery == "repeat_across_batches":
+        bodies[late] = bodies[late] + [records[3]]
+    elif delivery == "repeat_in_a_batch":
+        bodies[late] = bodies[late] + [bodies[late][0]]
+    elif delivery == "another_version":
+        bodies[late] = bodies[late] + [{**records[3], "type": "claude_chat_deleted"}]
+    elif delivery == "not_an_object":
+        bodies[late] = bodies[late] + [42]
+    elif delivery == "wrong_type":
+        bodies[late] = bodies[late] + [{**activity(999, 1), "created_at": 12}]
+    elif delivery == "outside_window":
+        bodies[late] = bodies[late] + [activity(998, 86_400)]
+    elif delivery == "set_aside_by_screening":
+        bodies[late] = _invalid_utf8_page(bodies[late])
+
+    def traverse():
+        traversals.append(1)
+        for number, body in enumerate(bodies, start=1):
+            data = body if isinstance(body, bytes) else json.dumps(body).encode()
+            yield ActivityPage(records=None, raw_count=None, duplicates_dropped=0, first_id=None, last_id=None,
+                               has_more=number < len(bodies), request_id=f"req_{number}", cursor=None,
+                               page_number=number, body=b"", data_json=data)
+
+    def load_all(name: str) -> tuple:
+        with open_warehouse(tmp_path / f"{name}.duckdb") as conn, PageSpool(tmp_path / name) as spool:
+            if delivery == "stored_before":
+                load(conn, tmp_path, [records[:5]], run_id="earlier")
+            stats, result = fetch_and_load(traverse, spool, lambda files, traversal: load_activity_range(
+                conn, files, START, END, run_id="r", fetched_at=NOW, traversal=traversal, pages_per_batch=3,
+                fresh_pages_per_batch=3))
+            return result, stats, snapshot(conn)
+
+    traversals: list = []
+    result, stats, stored = load_all("fresh")
+    fresh_enough = delivery in ("ordinary", "repeat_across_batches", "repeat_in_a_batch")
+    assert len(traversals) == (1 if fresh_enough else 2)
+    assert result.duplicates == (1 if "repeat" in delivery or delivery == "another_version" else 0)
+    monkeypatch.setattr(activities, "_load_fresh", lambda *a, **k: None)
+    assert load_all("checked") == (result, stats, stored)
+    assert result.inserted == (295 if delivery == "stored_before" else 300)
