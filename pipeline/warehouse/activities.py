@@ -264,7 +264,9 @@ def load_activity_range(conn: duckdb.DuckDBPyConnection, files: Iterable[str], s
 
 
 def _load_range(conn, files, start, end, *, fresh_pages_per_batch: int, **load) -> LoadResult:
-    if getattr(files, "fresh", True):
+    stored = conn.execute("SELECT EXISTS (SELECT 1 FROM raw.activities WHERE created_at >= $start AND created_at < $end)",
+                          {"start": start, "end": end}).fetchone()[0]
+    if not stored and getattr(files, "fresh", True):  # the pool `duckdb`: no other writer meanwhile
         disposable = getattr(files, "disposable", False)
         pages = files if disposable else _Replay(files)
         result = _load_fresh(conn, pages, start, end, fresh_pages_per_batch=fresh_pages_per_batch, **load)
@@ -296,16 +298,13 @@ def _load_fresh(conn, files, start, end, *, run_id, fetched_at, traversal, enric
     and keeps every delivered id beside, which only a delivery out of the ordinary needs. So this one holds while the
     delivery is ordinary: valid records, an id delivered again only as the same text (at-least-once delivery: the
     copies are dropped, as the checked load drops them). At the first record that is not (one for quarantine, one
-    screening set aside, another version of an id), it rolls back and returns None, as it does for a range that
-    holds rows: the checked load then loads the range, from the same pages (or, when the feed's loaded pages were
-    deleted, from a new traversal: `_TraverseAgain`). The validity rules are the checked load's own (`_records`)."""
+    screening set aside, another version of an id), it rolls back and returns None: the checked load then loads
+    the range, from the same pages (or, when the feed's loaded pages were deleted, from a new traversal:
+    `_TraverseAgain`). The validity rules are the checked load's own (`_records`)."""
     params = {"start": start, "end": end}
     result = LoadResult()
     conn.execute("BEGIN TRANSACTION")
     try:
-        if conn.execute("SELECT EXISTS (SELECT 1 FROM raw.activities WHERE created_at >= $start AND created_at < $end)",
-                        params).fetchone()[0]:
-            raise _Unusual
         for batch in _batches(files, pages_per_batch, fresh_pages_per_batch):
             if any(os.path.exists(f + REJECTED_SUFFIX) for f in batch):
                 raise _Unusual
