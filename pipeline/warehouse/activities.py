@@ -163,16 +163,41 @@ class PageSpool:
         self.close()
 
 
+# The text json_extract_string gives for a value that is not a JSON string: true/false, a number (DuckDB also reads
+# NaN, inf and Infinity, in any case), an array or object.
+_NOT_STRING_TEXT = r"(?is)true|false|[+-]?(nan|inf|infinity)|[+-]?[0-9][0-9.e+-]*|[\[{].*"
+
+
+def _types_in_doubt(paths: list[str], types: dict[str, str]) -> str | None:
+    """SQL: true when the extracted fields `f` (of `paths`) leave a key field's JSON type in doubt; None when
+    `paths` do not cover the key fields. A string field extracted as text that cannot be a non-string value (most
+    text: an id, a timestamp) is a string; an object's fields are all missing unless it is one. For the few records
+    in doubt (and every record, without it) json_type parses the record once more, a fifth of a one-pass load."""
+    doubts = []
+    for path, expected in types.items():
+        if expected == "VARCHAR" and path in paths:
+            doubts.append(f"regexp_full_match(f[{paths.index(path) + 1}], '{_NOT_STRING_TEXT}')")
+        elif expected == "OBJECT" and any(p.startswith(path + ".") for p in paths):
+            fields = ", ".join(f"f[{i}]" for i, p in enumerate(paths, start=1) if p.startswith(path + "."))
+            doubts.append(f"coalesce({fields}) IS NULL")
+        else:
+            return None
+    return " OR ".join(doubts)
+
+
 def _records(source: str, paths: list[str], types: dict[str, str] = _KEY_FIELD_TYPES) -> str:
     """SQL of the records of `source` (rows of filename, json, pos) with their extracted fields `f` and the reason
     each one cannot be stored (NULL = a valid activity). Every pass over the pages uses this text, so they agree on
     what is valid. A field of `types` with another JSON type than the contract's is a `wrong_type:<field>` (a number
     as id would be stored as a string id the API never sent). Each JSON function parses the record again: the types
-    come from one multi-path call, and an object is recognised by its first character. Only the staging pass runs
-    it: the bulk insert takes its verdict (`_staged_valid`)."""
+    come from one multi-path call, only for records whose fields leave a type in doubt when `paths` cover the key
+    fields (`_types_in_doubt`), and an object is recognised by its first character. The staging pass of the checked
+    load and the fresh load run it; the checked load's bulk insert takes its verdict (`_staged_valid`)."""
     wrong_types = "\n".join(
         f"                    WHEN t[{i}] NOT IN ('{expected}', 'NULL') THEN 'wrong_type:{path[2:]}'"
         for i, (path, expected) in enumerate(types.items(), start=1))
+    doubt = _types_in_doubt(paths, types)
+    json_types = f"json_type(json, {list(types)!r})"
     return f"""
         SELECT filename, pos, json, f, created_at,
                CASE WHEN left(ltrim(json::VARCHAR), 1) <> '{{' THEN 'not_an_object'
@@ -181,9 +206,9 @@ def _records(source: str, paths: list[str], types: dict[str, str] = _KEY_FIELD_T
                     WHEN created_at IS NULL THEN 'bad_created_at'
                     WHEN created_at < $start OR created_at >= $end THEN 'outside_window'
                END AS reason
-        FROM (SELECT *, TRY_CAST(f[2] AS TIMESTAMPTZ) AS created_at
-              FROM (SELECT filename, pos, json, json_extract_string(json, {paths!r}) AS f,
-                           json_type(json, {list(types)!r}) AS t
+        FROM (SELECT *, TRY_CAST(f[2] AS TIMESTAMPTZ) AS created_at,
+                     {json_types if doubt is None else f"CASE WHEN {doubt} THEN {json_types} END"} AS t
+              FROM (SELECT filename, pos, json, json_extract_string(json, {paths!r}) AS f
                     FROM ({source})))"""
 
 

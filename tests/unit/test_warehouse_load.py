@@ -330,3 +330,39 @@ def test_a_first_load_of_a_range_takes_one_pass_unless_the_delivery_needs_the_ch
     monkeypatch.setattr(activities, "_load_fresh", lambda *a, **k: None)
     assert load_all("checked") == (result, stats, stored)
     assert result.inserted == (295 if delivery == "stored_before" else 300)
+
+
+def test_a_key_field_of_another_json_type_is_found_though_the_one_pass_load_checks_types_only_in_doubt(tmp_path):
+    """The fresh load asks json_type only for records whose extracted key fields could be something else than a
+    string (or, for `actor`, an object): each value a JSON reader takes, DuckDB's own literals included (NaN,
+    inf, -Infinity), still gives its wrong_type reason; strings that look like numbers stay valid."""
+    from pipeline.warehouse.activities import _PATHS, _pages, _records
+
+    others = ["12", "-1e400", "1.5E+10", "0", "true", "false", "[1, 2]", "{}", '{"a": 1}', "NaN", "-Infinity",
+              "inf", "-nan", "INF"]
+    strings = ['"12"', '"true"', '"NaN"', '"[1]"', "null"]
+    lines, expected = [], []
+    for field in ("id", "created_at", "type", "organization_id", "actor.type", "actor"):
+        for value, wrong in [(v, True) for v in others] + [(v, False) for v in strings]:
+            if field == "actor":  # an object or null
+                wrong = value not in ("{}", '{"a": 1}', "null")
+            record = {**activity(len(lines), 1), "n": len(lines)}
+            text = json.dumps(record)
+            if field == "actor.type":
+                text = text.replace('"type": "user_actor"', f'"type": {value}')
+            elif field == "actor":
+                text = text[:text.index('"actor"')] + f'"actor": {value}, "n": {len(lines)}}}'
+            else:
+                text = text.replace(f'"{field}": {json.dumps(record[field])}', f'"{field}": {value}', 1)
+            lines.append(text)
+            missing = field == "id" and value == "null"
+            late = field == "created_at" and not wrong  # a string that is no timestamp, or null
+            expected.append("missing_id" if missing else f"wrong_type:{field}" if wrong
+                            else "bad_created_at" if late else None)
+    page = tmp_path / "page.json"
+    page.write_text("[" + ",\n".join(lines) + "]")
+    with duckdb.connect() as conn:
+        rows = conn.execute(f"""SELECT json_extract_string(json, '$.n')::INTEGER, reason
+                                FROM ({_records(_pages([str(page)]), _PATHS)}) ORDER BY 1""",
+                            {"start": START, "end": END}).fetchall()
+    assert [reason for _, reason in rows] == expected
