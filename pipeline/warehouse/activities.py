@@ -55,10 +55,6 @@ _ROW = f"f[1], {_ROW_AFTER_ID}"
 # with the fetch, so after the last page only the pages of one short batch are left to load.
 PAGES_PER_BATCH = 20
 MIN_PAGES_PER_BATCH = 8
-# Once every page is there (a list, or the fetch has ended), the fresh load takes up to this many pages per statement,
-# on every thread: DuckDB then writes whole row groups as it goes instead of at COMMIT (a 1M-activity day from local
-# pages: 3.4 s instead of 5.4 s in 20-page statements, 1 s of it the COMMIT). The statement streams its pages.
-FRESH_PAGES_PER_BATCH_WHEN_OVER = 100
 
 
 @dataclass
@@ -245,17 +241,14 @@ def _sql_list(files: list[str]) -> str:
     return "[" + ", ".join("'" + f.replace("'", "''") + "'" for f in files) + "]"
 
 
-def _batches(files: Iterable[str], size: int, size_when_over: int | None = None) -> Iterator[list[str]]:
-    """Batches of `size` pages while the fetch still runs; of `size_when_over` (default: `size`) once every page is
-    there (a list of files, the rest of a feed whose fetch has ended)."""
-    size_when_over = size_when_over or size
+def _batches(files: Iterable[str], size: int) -> Iterator[list[str]]:
     if hasattr(files, "batches"):  # a _PageFeed, a _Replay
-        yield from files.batches(size, size_when_over)
+        yield from files.batches(size)
         return
     batch: list[str] = []
     for path in files:
         batch.append(path)
-        if len(batch) == size_when_over:
+        if len(batch) == size:
             yield batch
             batch = []
     if batch:
@@ -264,8 +257,7 @@ def _batches(files: Iterable[str], size: int, size_when_over: int | None = None)
 
 def load_activity_range(conn: duckdb.DuckDBPyConnection, files: Iterable[str], start: datetime, end: datetime, *,
                         run_id: str, fetched_at: datetime, traversal: TraversalStats,
-                        enricher: "Enricher | None" = None, pages_per_batch: int = PAGES_PER_BATCH,
-                        fresh_pages_per_batch: int = FRESH_PAGES_PER_BATCH_WHEN_OVER) -> LoadResult:
+                        enricher: "Enricher | None" = None, pages_per_batch: int = PAGES_PER_BATCH) -> LoadResult:
     """Make `[start, end)` of the warehouse equal to the delivered records, atomically.
 
     `files` hold JSON arrays of records (the spool's page files); they may still be arriving (an iterator fed by the
@@ -281,20 +273,19 @@ def load_activity_range(conn: duckdb.DuckDBPyConnection, files: Iterable[str], s
     conn.execute(f"SET disabled_optimizers = '{','.join(filter(None, [previous, 'filter_pushdown']))}'")
     try:
         return _load_range(conn, files, start, end, run_id=run_id, fetched_at=fetched_at, traversal=traversal,
-                           enricher=enricher, pages_per_batch=pages_per_batch,
-                           fresh_pages_per_batch=fresh_pages_per_batch, threads=int(threads))
+                           enricher=enricher, pages_per_batch=pages_per_batch, threads=int(threads))
     finally:
         conn.execute(f"SET disabled_optimizers = '{previous}'")
         conn.execute(f"SET threads = {int(threads)}")
 
 
-def _load_range(conn, files, start, end, *, fresh_pages_per_batch: int, **load) -> LoadResult:
+def _load_range(conn, files, start, end, **load) -> LoadResult:
     stored = conn.execute("SELECT EXISTS (SELECT 1 FROM raw.activities WHERE created_at >= $start AND created_at < $end)",
                           {"start": start, "end": end}).fetchone()[0]
     if not stored and getattr(files, "fresh", True):  # the pool `duckdb`: no other writer meanwhile
         disposable = getattr(files, "disposable", False)
         pages = files if disposable else _Replay(files)
-        result = _load_fresh(conn, pages, start, end, fresh_pages_per_batch=fresh_pages_per_batch, **load)
+        result = _load_fresh(conn, pages, start, end, **load)
         if result is not None:
             return result
         if disposable:  # the pages it read are gone
@@ -317,7 +308,7 @@ _UNUSUAL = "pipeline: a record for the checked load"
 
 
 def _load_fresh(conn, files, start, end, *, run_id, fetched_at, traversal, enricher, pages_per_batch,
-                fresh_pages_per_batch: int, threads: int) -> LoadResult | None:
+                threads: int) -> LoadResult | None:
     """The load of a range that holds no activity yet (a backfill, the newest window), in one pass: each batch of
     pages is inserted straight from its files, each record parsed once. The checked load parses every record twice
     and keeps every delivered id beside, which only a delivery out of the ordinary needs. So this one holds while the
@@ -330,7 +321,7 @@ def _load_fresh(conn, files, start, end, *, run_id, fetched_at, traversal, enric
     result = LoadResult()
     conn.execute("BEGIN TRANSACTION")
     try:
-        for batch in _batches(files, pages_per_batch, fresh_pages_per_batch):
+        for batch in _batches(files, pages_per_batch):
             if any(os.path.exists(f + REJECTED_SUFFIX) for f in batch):
                 raise _Unusual
             _set_threads(conn, files, threads)
@@ -395,13 +386,12 @@ class _Replay:
     def over(self) -> bool:  # the fetch has ended (see `_set_threads`)
         return getattr(self._source, "over", True)
 
-    def batches(self, most: int, most_when_over: int) -> Iterator[list[str]]:
+    def batches(self, most: int) -> Iterator[list[str]]:
         while self._pending:
-            size = most_when_over if self.over else most
-            batch, self._pending = self._pending[:size], self._pending[size:]
+            batch, self._pending = self._pending[:most], self._pending[most:]
             self.read += batch
             yield batch
-        for batch in _batches(self._source, most, most_when_over):
+        for batch in _batches(self._source, most):
             self.read += batch
             yield batch
 
@@ -762,8 +752,8 @@ class _FetchFailed(Exception):
 class _PageFeed:
     """Page files handed from the fetch to the load's thread. Iterated, one file at a time; `batches(most)`: every
     file that arrived while the previous batch was loading (at least MIN_PAGES_PER_BATCH unless the fetch is over,
-    at most `most`, or `most_when_over` once the fetch has ended), so the load keeps pace with the fetch instead of
-    falling a fixed batch behind."""
+    at most `most`), so the load keeps pace with the fetch instead of falling a fixed batch behind. `over` is set
+    as soon as the fetch ends: what is still queued then loads on every thread (`_set_threads`)."""
 
     def __init__(self, *, disposable: bool = False, fresh: bool = True) -> None:
         self._queue: queue.Queue = queue.Queue()
@@ -787,11 +777,11 @@ class _PageFeed:
         while (item := self._take(True)) is not None:
             yield item
 
-    def batches(self, most: int, most_when_over: int | None = None) -> Iterator[list[str]]:
+    def batches(self, most: int) -> Iterator[list[str]]:
         batch: list[str] = []
         done = self._drained  # a second reader (`_Replay.again`) after the end: nothing more
         while not done:
-            while len(batch) < ((most_when_over or most) if self.over else most):
+            while len(batch) < most:
                 try:  # wait for the minimum; beyond it take only what is already there
                     item = self._take(block=len(batch) < MIN_PAGES_PER_BATCH)
                 except queue.Empty:

@@ -261,8 +261,7 @@ def test_pages_fed_while_fetching_load_in_batches_of_what_arrived_and_store_what
                 for path in spool.files + [None]:
                     files.put(path)
             result = load_activity_range(conn, files, START, END, run_id="r", fetched_at=NOW,
-                                         traversal=TraversalStats(pages=len(bodies)), pages_per_batch=batch_size,
-                                         fresh_pages_per_batch=batch_size)
+                                         traversal=TraversalStats(pages=len(bodies)), pages_per_batch=batch_size)
             assert (result.stored, result.duplicates, result.conflicts, result.quarantined) == (400, 3, 1, 2)
             snapshots.append(snapshot(conn))
     assert snapshots[0] == snapshots[1]
@@ -317,8 +316,7 @@ def test_a_first_load_of_a_range_takes_one_pass_unless_the_delivery_needs_the_ch
             if delivery == "stored_before":
                 load(conn, tmp_path, [records[:5]], run_id="earlier")
             stats, result = fetch_and_load(traverse, spool, lambda files, traversal: load_activity_range(
-                conn, files, START, END, run_id="r", fetched_at=NOW, traversal=traversal, pages_per_batch=3,
-                fresh_pages_per_batch=3))
+                conn, files, START, END, run_id="r", fetched_at=NOW, traversal=traversal, pages_per_batch=3))
             return result, stats, snapshot(conn)
 
     traversals: list = []
