@@ -25,7 +25,9 @@ BENCH_SCALE_WEEK_MARTS=1 (with a cache) runs ONE marts run (dbt_activity_marts +
 the largest cached step, on a copy of it, as after a ranged backfill of the whole week (the single-run backfill's
 ingestion run is followed by one marts run): the marts' record of what they built is forgotten (mart_windows.
 forget_builds), so every window counts as changed; BENCH_SCALE_WEEK_MARTS=full runs it with `full_refresh: true`
-instead (the tables recreated by the first chunk). No simulator, no ticks. Reports success or the step's failure,
+instead (the tables recreated by the first chunk); BENCH_SCALE_WEEK_MARTS=publish runs the publish step alone after
+the record the dbt step leaves (its chunks; dbt itself not run: the marts already hold the rows), for a publish of the
+whole week measured in a hold of its own. No simulator, no ticks. Reports success or the step's failure,
 the chunk plan, dbt and publish seconds, the chunk runner's seconds per chunk, the peak RSS of this process (the step
 runs in it) and of each dbt process (the chunk runner and the last chunk's dbt CLI, each on its own; peaks so far are
 printed every minute), and the load average before and after:
@@ -42,7 +44,7 @@ import sys
 import tempfile
 import threading
 import time
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 os.environ.setdefault("COMPLIANCE_PARTITIONS_START", "2026-10-01T00:00:00Z")
@@ -64,7 +66,7 @@ CACHE = os.environ.get("BENCH_SCALE_CACHE")
 BUILD_ONLY = os.environ.get("BENCH_SCALE_BUILD_ONLY", "") not in ("", "0")
 COMPACTION = os.environ.get("BENCH_SCALE_COMPACTION", "1") not in ("", "0")
 WEEK_MARTS = os.environ.get("BENCH_SCALE_WEEK_MARTS", "").strip().lower()
-assert WEEK_MARTS in ("", "0", "1", "full"), f"BENCH_SCALE_WEEK_MARTS: 1 or full, not {WEEK_MARTS!r}"
+assert WEEK_MARTS in ("", "0", "1", "full", "publish"), f"BENCH_SCALE_WEEK_MARTS: 1, full or publish, not {WEEK_MARTS!r}"
 ORIGIN = "origin.txt"  # in a cached step: the directory it was built in
 
 
@@ -223,17 +225,19 @@ def week_marts() -> None:
 
     from pipeline.defs.resources import WarehouseResource
     from pipeline.defs.serve.assets import marts_file
-    from pipeline.defs.transform.assets import dbt_activity_marts
+    from pipeline.defs.transform.assets import chunk_activities, dbt_activity_marts, marts_chunks
     from pipeline.defs.transform.project import dbt_resource
     from pipeline.warehouse.connection import open_warehouse
-    from pipeline.warehouse.mart_windows import forget_builds
+    from pipeline.warehouse.mart_windows import forget_builds, read_changes, record_build
 
     assert CACHE, "BENCH_SCALE_WEEK_MARTS needs BENCH_SCALE_CACHE"
     cached = [h for h in STEPS if cached_step(h).exists()]
     assert cached, f"no cached history step under {CACHE} for {VOLUME} activities a day"
-    history, full = max(cached), WEEK_MARTS == "full"
+    history, full, publish_only = max(cached), WEEK_MARTS == "full", WEEK_MARTS == "publish"
+    kind = "full_refresh: true" if full else "every window changed" + (
+        ": the publish step alone, after the dbt step's record" if publish_only else "")
     rows: list[tuple[str, object]] = [("activities per day", VOLUME), ("history reused from", str(cached_step(history))),
-                                      ("marts run", "full_refresh: true" if full else "every window changed")]
+                                      ("marts run", kind)]
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         started = time.perf_counter()
@@ -244,12 +248,19 @@ def week_marts() -> None:
         if not full:  # the state after a ranged backfill of the whole history: every window counts as changed
             with open_warehouse(warehouse.path, memory_limit=warehouse.memory_limit) as conn:
                 forget_builds(conn)
+                if publish_only:  # what the dbt step records after rebuilding every window (the marts hold them)
+                    changes, now = read_changes(conn), datetime.now(timezone.utc)
+                    chunks = marts_chunks(changes, chunk_activities(), now)
+                    record_build(conn, changes, chunks, now)
+                    rows.append(("plan recorded (dbt not run)", f"{len(chunks)} chunks, {len(changes.windows)} "
+                                                                "changed windows"))
         instance = dg.DagsterInstance.ephemeral()
         load_before = os.getloadavg()
         with PeakMemory(live=True) as memory:
             started = time.perf_counter()
             result = dg.materialize(
-                [dbt_activity_marts, marts_file], resources={"warehouse": warehouse, "dbt": dbt_resource()},
+                [marts_file] if publish_only else [dbt_activity_marts, marts_file],
+                resources={"warehouse": warehouse, "dbt": dbt_resource()},
                 instance=instance, raise_on_error=False,
                 run_config={"ops": {"dbt_activity_marts": {"config": {"full_refresh": True}}}} if full else None)
             seconds = time.perf_counter() - started
@@ -264,8 +275,8 @@ def week_marts() -> None:
         rows += [
             ("success", str(result.success)),
             *((f"failure of {i + 1}", message) for i, message in enumerate(failures)),
-            ("plan", plan.split(" -> ", 1)[-1]),
-            ("changed windows", plan.split(" ", 1)[0]),
+            *((("plan", plan.split(" -> ", 1)[-1]), ("changed windows", plan.split(" ", 1)[0]))
+              if not publish_only else ()),
             ("run seconds", seconds),
             ("dbt step s", step(figures, "dbt_activity_marts")),
             ("publish step s", step(figures, "marts_file")),
@@ -281,7 +292,7 @@ def week_marts() -> None:
             meta = result.asset_materializations_for_node("serve__marts_file")[0].metadata
             rows.append(("publish files / MB written",
                          f"{meta['files_written'].value} / {meta['bytes_written'].value / 2**20:.1f}"))
-    report(f"scale_marts_{history}d_{'full' if full else 'changed'}", rows)
+    report(f"scale_marts_{history}d_{'full' if full else 'publish' if publish_only else 'changed'}", rows)
 
 
 def main() -> None:
