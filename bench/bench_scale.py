@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -268,8 +269,9 @@ def week_marts() -> None:
         figures = run_figures(instance, result, seconds, memory)
         messages = [r.user_message or "" for r in instance.all_logs(result.run_id)]
         plan = next((m for m in messages if "dbt invocation(s)" in m), "no plan logged")
-        chunk_seconds = [float(m.rsplit(", ", 1)[1][:-2]) for m in messages
-                         if m.startswith("chunk ") and " nodes, " in m and m.endswith(" s")]
+        done = [re.search(r" nodes, ([\d.]+) s(?:, RSS (\d+) MB)?$", m) for m in messages if m.startswith("chunk ")]
+        chunk_seconds = [float(d.group(1)) for d in done if d]
+        chunk_rss = [int(d.group(2)) for d in done if d and d.group(2)]
         failures = [e.step_failure_data.error.message.strip().splitlines()[0] for e in result.all_events
                     if e.event_type == DagsterEventType.STEP_FAILURE]
         rows += [
@@ -283,6 +285,8 @@ def week_marts() -> None:
             ("chunks of the chunk runner: seconds min / mean / max",
              f"{min(chunk_seconds):.1f} / {sum(chunk_seconds) / len(chunk_seconds):.1f} / {max(chunk_seconds):.1f}"
              if chunk_seconds else "none"),
+            ("chunk runner RSS MB after its first / 10th / last chunk",
+             " / ".join(str(chunk_rss[i]) for i in (0, min(9, len(chunk_rss) - 1), -1)) if chunk_rss else "none"),
             ("peak RSS MB of this process (Dagster, the step in-process)", memory.own),
             *((f"peak RSS MB of dbt process {name} (pid {pid})", mb) for pid, (name, mb) in memory.processes.items()),
             ("load average before (1, 5, 15 min)", " ".join(f"{x:.2f}" for x in load_before)),
