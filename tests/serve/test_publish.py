@@ -85,6 +85,27 @@ def test_a_day_too_big_to_sort_streams_out_whole_with_the_same_rows(built, tmp_p
     assert times and times == sorted(times)
 
 
+def test_a_day_whose_sort_runs_out_of_memory_streams_out_with_the_same_rows(tmp_path, monkeypatch):
+    """A day under SORTED_DAY_ROWS whose sort does not fit the memory limit (a wide mart, two tables at once) is
+    exported unsorted instead of failing the publish: real DuckDB out-of-memory, 300k rows sorted at 64 MB."""
+    monkeypatch.setattr("pipeline.serving.publish.SORTED_DAY_ROWS", 10**9)  # this day is sorted first
+    warehouse = tmp_path / "warehouse.duckdb"
+    with duckdb.connect(str(warehouse)) as conn:
+        conn.execute("CREATE SCHEMA marts")
+        conn.execute("CREATE TABLE marts.wide AS SELECT TIMESTAMPTZ '2026-11-02 00:00:00+00' + to_seconds(i % 86000) "
+                     "AS created_at, md5(i::VARCHAR) || md5((i + 1)::VARCHAR) AS a, md5((i + 2)::VARCHAR) "
+                     "|| md5((i + 3)::VARCHAR) AS b, md5((i + 4)::VARCHAR) || md5((i + 5)::VARCHAR) AS c, "
+                     "md5((i + 6)::VARCHAR) || md5((i + 7)::VARCHAR) AS d FROM range(300000) r(i)")
+    serving = tmp_path / "marts.duckdb"
+    result = publish(warehouse, serving, include_message_text=False, memory_limit="64MB")
+    assert result.unsorted_after_out_of_memory == ["main.wide 2026-11-02"]
+    with duckdb.connect(str(serving), read_only=True) as conn, duckdb.connect(str(warehouse), read_only=True) as wh:
+        assert conn.execute("SELECT count(*), count(DISTINCT a), sum(hash(a, created_at)) FROM wide").fetchone() == \
+            wh.execute("SELECT count(*), count(DISTINCT a), sum(hash(a, created_at)) FROM marts.wide").fetchone()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        ".marts.duckdb.state.json", "marts.duckdb", "marts_files", "warehouse.duckdb"], "no spill folder left"
+
+
 def _record_build(warehouse: Path, start: str, end: str) -> None:
     """What the dbt step records after rewriting a range (pipeline/warehouse/mart_windows.py)."""
     with duckdb.connect(str(warehouse)) as conn:

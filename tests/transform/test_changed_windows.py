@@ -95,3 +95,33 @@ def test_a_failed_build_keeps_its_windows_for_the_next_run(built, tmp_path, monk
     assert not failed.success
     with open_warehouse(warehouse) as conn:
         assert read_changes(conn).windows == [LATE_START]
+
+
+def test_a_run_in_chunks_rebuilds_every_window_once_and_logs_each_chunk(built, tmp_path, monkeypatch):
+    """A run over more than one chunk (a backfill: every window changed): the chunks before the last run in one dbt
+    process, which logs each chunk's time and its resident memory; every row is rebuilt once."""
+    from pipeline.warehouse.mart_windows import forget_builds
+
+    warehouse = copy_warehouse(built, tmp_path)
+    with open_warehouse(warehouse) as conn:
+        forget_builds(conn)
+        activities = conn.execute("SELECT count(*) FROM raw.activities").fetchone()[0]
+    monkeypatch.setenv("COMPLIANCE_MARTS_CHUNK_ACTIVITIES", str(activities // 3))  # three chunks at least
+    before = set(_invocations(warehouse))
+    instance = dg.DagsterInstance.ephemeral()
+    result = dg.materialize([dbt_activity_marts], resources=resources(built.base_url, warehouse), instance=instance)
+    assert result.success
+    messages = [r.user_message or "" for r in instance.all_logs(result.run_id)]
+    [plan] = [m for m in messages if "dbt invocation(s)" in m]
+    chunks = int(plan.split(" -> ")[1].split(" ")[0])
+    assert chunks >= 3
+    logged = [m for m in messages if m.startswith("chunk ") and " nodes, " in m]
+    assert len(logged) == chunks - 1  # one line per chunk of the chunk runner, each with its memory
+    assert all(" ok, " in m and int(m.rsplit("RSS ", 1)[1].split(" ")[0]) > 0 for m in logged)
+    after = _invocations(warehouse)
+    assert not before & set(after) and len(after) == chunks  # every row rebuilt, by one invocation per chunk
+    with duckdb.connect(str(warehouse), read_only=True) as conn:
+        assert conn.execute("SELECT count(*), count(DISTINCT activity_id) FROM marts.activity_overview"
+                            ).fetchone() == (activities, activities)
+    with open_warehouse(warehouse) as conn:
+        assert read_changes(conn).windows == []

@@ -32,6 +32,9 @@ def marts_file(context: dg.AssetExecutionContext, config: PublishConfig,
     result = publish(warehouse.path, target, include_message_text=settings.store_message_text,
                      memory_limit=warehouse.memory_limit)
     context.log.info(f"published {len(result.tables)} tables to {result.path} in {result.seconds:.2f} s")
+    if result.unsorted_after_out_of_memory:
+        context.log.info(f"exported again in the warehouse's order after running out of memory: "
+                         f"{', '.join(result.unsorted_after_out_of_memory)}")
     return dg.MaterializeResult(metadata={
         "path": dg.MetadataValue.path(str(result.path)),
         "tables": len(result.tables),

@@ -325,7 +325,8 @@ def run_chunks_in_one_process(context: dg.AssetExecutionContext, warehouse: Ware
             context.log.info(f"chunk {done['chunk']}/{len(plan) + 1}: dbt {' '.join(done['args'])} over "
                              f"{done['env']['MARTS_WINDOW_MIN_DATE']} .. {done['env']['MARTS_WINDOW_MAX_DATE']}: "
                              f"{'ok' if done['success'] else 'FAILED ' + ', '.join(done['failed'])}, "
-                             f"{done['nodes']} nodes, {done['seconds']} s")
+                             f"{done['nodes']} nodes, {done['seconds']} s"
+                             + (f", RSS {done['rss_mb']} MB" if done.get("rss_mb") is not None else ""))
     if process.wait() != 0:
         tail = "\n".join(output[-40:])
         raise dg.Failure(f"dbt failed on a chunk of the marts run (artifacts in {target}):\n{tail}")
