@@ -26,7 +26,7 @@ import duckdb
 from pipeline.config import PROJECT_ROOT, Settings
 from pipeline.dashboard.process import DashboardProcess
 from pipeline.defs.transform.tags import FIRST_WINDOW_TAG, LAST_WINDOW_TAG
-from pipeline.demo.dagster_dev import DagsterDev, open_instance
+from pipeline.demo.dagster_dev import DagsterDev, free_port, open_instance
 from simulator.process import SimulatorProcess
 
 SIMULATOR_KEY = "sk-ant-api01-sim-full"  # the simulator's built-in demo key, not a secret
@@ -48,6 +48,13 @@ def env_int(name: str, default: int) -> int:
     return int(os.environ.get(name) or default)
 
 
+def dashboard_port() -> int | None:
+    """DEMO_DASHBOARD_PORT; unset: the dashboards' configured port (COMPLIANCE_DASHBOARD_PORT); 0: a free one, picked
+    as the dashboards start (as DEMO_PORT=0 and DEMO_SIMULATOR_PORT=0 do for the UI and the simulator)."""
+    value = env_int("DEMO_DASHBOARD_PORT", -1)
+    return None if value < 0 else value or free_port()
+
+
 def main() -> int:
     warnings.filterwarnings("ignore", message=".*currently in beta")  # Dagster's notes on its own APIs, not ours
     hours = env_int("DEMO_HOURS", 3)
@@ -66,7 +73,7 @@ def main() -> int:
             say(f"Simulator (live mode) on {sim.base_url}")
             say(f"Starting Dagster (webserver + daemon), DAGSTER_HOME={home} ...")
             with DagsterDev(home, {}, port=ui_port) as dagster, DashboardProcess(
-                    port=env_int("DEMO_DASHBOARD_PORT", 0) or None, log_path=home / "dashboard.log",
+                    port=dashboard_port(), log_path=home / "dashboard.log",
                     env={"COMPLIANCE_SERVING_PATH": str(settings.serving_path),
                          "COMPLIANCE_DAGSTER_URL": dagster.url}) as dashboard:
                 say(f"Dagster UI: {dagster.url}  (log: {dagster.log_path})")

@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline.config import PROJECT_ROOT
-from pipeline.demo.dagster_dev import free_port
 
 LAG_MINUTES = 1
 
@@ -40,10 +39,11 @@ class DemoProcess:
             "COMPLIANCE_INGEST_LAG_MINUTES": str(LAG_MINUTES),
             "COMPLIANCE_REPULL_EVERY_MINUTES": "5",
             "DEMO_HOURS": "1",
-            "DEMO_PORT": str(free_port()),
-            "DEMO_DASHBOARD_PORT": str(free_port()),
-            # 0: the simulator picks a free port when it starts, and another if that one was taken meanwhile (a port
-            # picked here, at collection, was once taken by the time the demo bound it on a busy machine)
+            # 0: each server picks a free port when it starts (the simulator another if that one was taken
+            # meanwhile); the test reads the URLs the demo printed. A port picked here, at collection, was once taken
+            # by the time the demo bound it on a busy machine.
+            "DEMO_PORT": "0",
+            "DEMO_DASHBOARD_PORT": "0",
             "DEMO_SIMULATOR_PORT": "0",
             # More late-indexed events than the default 0.5 %, so that every re-pull has some to find.
             "DEMO_SIMULATOR_ARGS": "--late-share 0.2 --volume 100000",
@@ -67,12 +67,16 @@ class DemoProcess:
 
     @property
     def ui_url(self) -> str:
-        return f"http://127.0.0.1:{self.env['DEMO_PORT']}"
+        """The Dagster UI's URL, as the demo printed it."""
+        return self._printed_url(r"Dagster UI: (http://\S+)")
 
     @property
     def simulator_url(self) -> str:
         """The simulator's URL, as the demo printed it."""
-        found = re.search(r"Simulator \(live mode\) on (http://\S+)", self.output())
+        return self._printed_url(r"Simulator \(live mode\) on (http://\S+)")
+
+    def _printed_url(self, pattern: str) -> str:
+        found = re.search(pattern, self.output())
         assert found, self.output()[-3000:]
         return found.group(1)
 
