@@ -7,11 +7,14 @@ dlt:      dlt's REST API source into DuckDB (cursor paginator on last_id/after_i
           memory-hungry on this data (its default DuckDB loader builds INSERT statements for a table of hundreds of
           columns): it runs on a 100k-activity slice, under a resident-memory cap; a variant that passes the cap is
           measured on a smaller slice, and the figure says which.
-ceiling:  DuckDB reading the same records from local JSON files in one statement (7 typed columns + raw JSON).
+ceiling:  DuckDB reading the same records from local JSON files in one statement (7 typed columns + raw JSON), at
+          DuckDB's default memory limit (80% of RAM: the ratios' reference) and, for context, at the pipeline's
+          (COMPLIANCE_DUCKDB_MEMORY_LIMIT).
 parts:    where the pipeline's time goes, each measured alone in the same run: the fetch (the client's traversal of
-          the day over HTTP, pages dropped), the load (load_activity_range over the same local pages the ceiling
-          reads, into a fresh warehouse) and the Dagster floor (the same ranged run of an asset that does nothing,
-          whole process).
+          the day over HTTP, pages dropped; and with each page screened and written to the spool as the pipeline
+          does, kept until the end as when the load lags behind), the load (load_activity_range over the same local
+          pages the ceiling reads, into a fresh warehouse) and the Dagster floor (the same ranged run of an asset that
+          does nothing, whole process).
 
 The pipeline is reported three ways against the ceiling: the ingest step alone (STEP_START to STEP_SUCCESS), the
 Dagster run (`materialize`), and the whole child process (interpreter start-up and imports included).
@@ -24,6 +27,7 @@ import os
 import resource
 import tempfile
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import duckdb
@@ -61,9 +65,9 @@ def cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def ceiling(files: list[str], db: Path) -> tuple[int, float, float]:
+def ceiling(files: list[str], db: Path, memory_limit: str | None = None) -> tuple[int, float, float]:
     """Rows, wall seconds and CPU seconds (all DuckDB threads: robust to a busy machine) of the ceiling."""
-    with duckdb.connect(str(db)) as conn:
+    with duckdb.connect(str(db), config={"memory_limit": memory_limit} if memory_limit else {}) as conn:
         conn.execute("SET preserve_insertion_order = false")
         cpu = cpu_seconds()
         started = time.perf_counter()
@@ -78,18 +82,22 @@ def ceiling(files: list[str], db: Path) -> tuple[int, float, float]:
         return conn.execute("SELECT count(*) FROM activities").fetchone()[0], elapsed, cpu
 
 
-def fetch_alone(base_url: str) -> tuple[int, float, float]:
-    """Pages, wall and CPU seconds of the client's traversal of the day (unparsed pages, dropped)."""
+def fetch_alone(base_url: str, spool_parent: Path | None = None) -> tuple[int, float, float]:
+    """Pages, wall and CPU seconds of the client's traversal of the day (unparsed pages): dropped, or with
+    `spool_parent` screened and written to a spool there as the pipeline does (kept until the end)."""
     os.environ.setdefault("ANTHROPIC_COMPLIANCE_ACCESS_KEY", FULL_KEY)
     os.environ.setdefault("COMPLIANCE_API_ALLOWED_HOSTS", "127.0.0.1")
     from pipeline.defs.resources import ComplianceAPIResource
+    from pipeline.warehouse.activities import PageSpool, TraversalStats, _spool_page
 
     api = ComplianceAPIResource(base_url=base_url, requests_per_minute=100_000)
-    cpu, started, pages = cpu_seconds(), time.perf_counter(), 0
-    with api.client() as client:
-        for _ in client.iter_activity_pages(DAY[0], DAY[1], parse_records=False):
+    with api.client() as client, PageSpool(spool_parent) if spool_parent else nullcontext() as spool:
+        cpu, started, pages = cpu_seconds(), time.perf_counter(), 0
+        for page in client.iter_activity_pages(DAY[0], DAY[1], parse_records=False):
+            if spool is not None:
+                _spool_page(page, spool, TraversalStats())
             pages += 1
-    return pages, time.perf_counter() - started, cpu_seconds() - cpu
+        return pages, time.perf_counter() - started, cpu_seconds() - cpu
 
 
 def load_alone(files: list[str], db: Path) -> tuple[int, float, float]:
@@ -144,6 +152,9 @@ def dlt_run(base_url: str, tmp: Path, total: int, nesting: str, file_format: str
 
 
 def main() -> None:
+    from pipeline.defs.resources import WarehouseResource
+
+    pipeline_memory_limit = WarehouseResource(path="-").memory_limit  # what the ingest child runs with
     args = ["--start", DAY[0], "--days", "1", "--volume", str(VOLUME), "--rate-limit", "0", "--chats-per-day", "0"]
     with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP")) as tmp, \
             SimulatorProcess(args, startup_timeout=300) as sim:
@@ -151,7 +162,9 @@ def main() -> None:
         (tmp / "pages").mkdir()
         files = save_pages(sim.base_url, tmp / "pages")  # also warms the simulator's cache
         ceiling_n, ceiling_s, ceiling_cpu = ceiling(files, tmp / "ceiling.duckdb")
+        ceiling_limited = ceiling(files, tmp / "ceiling-limited.duckdb", pipeline_memory_limit)
         fetch_pages, fetch_s, fetch_cpu = fetch_alone(sim.base_url)
+        _, spooled_s, spooled_cpu = fetch_alone(sim.base_url, tmp / "spool")
         load_n, load_s, load_cpu = load_alone(files, tmp / "load-alone.duckdb")
         floor = run_child("bench.dagster_floor_child", "2026-11-03-00:00", "2026-11-03-23:55")
         # The simulator shares the 2 cores: its CPU during our run is reported apart (test infrastructure).
@@ -180,11 +193,15 @@ def main() -> None:
         ("ceiling: s", ceiling_s),
         ("ceiling / pipeline", ceiling_rate / ours_rate),
         ("ceiling: CPU s", ceiling_cpu),
+        (f"ceiling at the pipeline's memory limit ({pipeline_memory_limit}): s / CPU s (context, not the reference)",
+         f"{ceiling_limited[1]:.2f} / {ceiling_limited[2]:.2f}"),
         ("ingest step / ceiling (rate)", ceiling_s / ours["step_seconds"]),
         ("whole process / ceiling (CPU: ceiling CPU s / pipeline process CPU s)", ceiling_cpu / ours["cpu_seconds"]),
         ("whole process / ceiling (rate)", ceiling_s / ours["wall_seconds"]),
         ("part: fetch alone (client over HTTP, pages dropped) s / CPU s", f"{fetch_s:.2f} / {fetch_cpu:.2f} "
                                                                           f"({fetch_pages} pages)"),
+        ("part: fetch alone, pages screened and written to the spool (kept) s / CPU s",
+         f"{spooled_s:.2f} / {spooled_cpu:.2f}"),
         ("part: load alone (load_activity_range, same local pages) s / CPU s", f"{load_s:.2f} / {load_cpu:.2f} "
                                                                                 f"({load_n:,} rows)"),
         ("part: load alone / ceiling (rate)", ceiling_s / load_s),
