@@ -15,6 +15,10 @@ parts:    where the pipeline's time goes, each measured alone in the same run: t
           does, kept until the end as when the load lags behind), the load (load_activity_range over the same local
           pages the ceiling reads, into a fresh warehouse) and the Dagster floor (the same ranged run of an asset that
           does nothing, whole process).
+bound:    what any ingest could reach on this machine, from the same run's parts: the step has at least the ceiling's
+          DuckDB work (its CPU: one thread costs as much), the client's receipt of the pages and the simulator's serving
+          of them (same cores) to do, spread perfectly over the cores; the whole process adds the Dagster floor outside
+          its step. Its ratios are the most the ingest step and the whole process could show against the ceiling here.
 
 The pipeline is reported three ways against the ceiling: the ingest step alone (STEP_START to STEP_SUCCESS), the
 Dagster run (`materialize`), and the whole child process (interpreter start-up and imports included).
@@ -100,6 +104,13 @@ def fetch_alone(base_url: str, spool_parent: Path | None = None) -> tuple[int, f
         return pages, time.perf_counter() - started, cpu_seconds() - cpu
 
 
+def attainable(ceiling_s: float, ceiling_cpu: float, fetch_cpu: float, simulator_cpu: float, cores: int,
+               floor_wall_s: float, floor_step_s: float) -> tuple[float, float]:
+    """The least wall seconds of the ingest step and of the whole process on `cores` cores (see `bound` above)."""
+    step = max(ceiling_s, (ceiling_cpu + fetch_cpu + simulator_cpu) / cores)
+    return step, step + (floor_wall_s - floor_step_s)
+
+
 def load_alone(files: list[str], db: Path) -> tuple[int, float, float]:
     """Rows, wall and CPU seconds of load_activity_range over the local pages (no HTTP, no Dagster)."""
     from datetime import datetime
@@ -177,6 +188,9 @@ def main() -> None:
         dlts = [(label, dlt_run(sim.base_url, tmp, ceiling_n, nesting, fmt))
                 for label, nesting, fmt in DLT_VARIANTS if WITH_DLT]
     ours_rate = ours["stored"] / ours["seconds"]
+    cores = len(os.sched_getaffinity(0))
+    bound_step, bound_process = attainable(ceiling_s, ceiling_cpu, fetch_cpu, sim_cpu, cores, floor["wall_seconds"],
+                                           floor["step_seconds"])
     ceiling_rate = ceiling_n / ceiling_s
     dlt_rates = [r["stored"] / r["seconds"] for _, r in dlts if r["stored"]]
     rows = [
@@ -207,6 +221,11 @@ def main() -> None:
         ("part: load alone / ceiling (rate)", ceiling_s / load_s),
         ("part: Dagster floor, the same ranged run doing nothing: whole process s (step s)",
          f"{floor['wall_seconds']:.2f} ({floor['step_seconds']:.2f})"),
+        (f"bound on {cores} cores: least ingest step s / whole process s", f"{bound_step:.2f} / {bound_process:.2f}"),
+        ("bound: the most ingest step / ceiling (rate) attainable here", ceiling_s / bound_step),
+        ("bound: the most whole process / ceiling (rate) attainable here", ceiling_s / bound_process),
+        ("ingest step / bound (rate)", bound_step / ours["step_seconds"]),
+        ("whole process / bound (rate)", bound_process / ours["wall_seconds"]),
     ]
     for label, r in dlts:
         rate = r["stored"] / r["seconds"] if r["stored"] else float("nan")

@@ -24,8 +24,8 @@ def report(name: str, rows: list[tuple[str, object]]) -> None:
     print(f"\n== {name} ({machine()})")
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
-        if isinstance(value, float):
-            value = f"{value:,.1f}"
+        if isinstance(value, float):  # ratios and seconds near a target need their second digit
+            value = f"{value:,.2f}" if abs(value) < 10 else f"{value:,.1f}"
         elif isinstance(value, int):
             value = f"{value:,}"
         print(f"  {key.ljust(width)}  {value}")
