@@ -414,7 +414,6 @@ def _load_checked(conn, files, start, end, *, run_id, fetched_at, traversal, enr
         # Only the ids present before the load can go missing: new rows are, by construction, delivered ones.
         conn.execute("""CREATE OR REPLACE TEMP TABLE existing_ids AS
                         SELECT id FROM raw.activities WHERE created_at >= $start AND created_at < $end""", params)
-        # What was delivered, small: no payload except for records that go to quarantine.
         _create_staged(conn)
         all_files: list[str] = []
         for number, batch in enumerate(_batches(files, pages_per_batch)):
